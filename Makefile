@@ -1,0 +1,31 @@
+# `make test` is the one command CI (.ci/run) and new users run: it installs everything the
+# suite needs (Debian packages, then the project with its test extras) and runs it.
+PYTHON ?= python3
+DEBIAN_PACKAGES ?= $(shell cat infra/debian-packages.txt 2>/dev/null)
+
+.PHONY: test deps debian-deps lint unit integration
+
+test: deps lint
+	$(PYTHON) -m pytest
+
+deps: debian-deps
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+
+debian-deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian packages:$$missing"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+unit:
+	$(PYTHON) -m pytest tests/unit
+
+integration:
+	$(PYTHON) -m pytest tests/integration
