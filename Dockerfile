@@ -1,0 +1,31 @@
+# The Stakewatch worker image: `docker compose up` builds it (see docker-compose.yml).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN groupadd --system --gid 10001 stakewatch \
+ && useradd --system --uid 10001 --gid stakewatch --create-home --home-dir /home/stakewatch stakewatch \
+ && install -d -o stakewatch -g stakewatch /var/lib/stakewatch
+
+WORKDIR /src
+# README.md* : the readme is optional for the build; the glob keeps COPY from failing without it.
+COPY pyproject.toml README.md* ./
+COPY streams ./streams
+COPY alerts ./alerts
+RUN pip install . && rm -rf /src
+
+# State that must survive restarts (faust table stores, the local archive) lives here;
+# compose mounts a volume on it. Faust resolves relative data paths from the working dir.
+WORKDIR /var/lib/stakewatch
+ENV STAKEWATCH_DATA_DIR=/var/lib/stakewatch
+USER stakewatch:stakewatch
+
+EXPOSE 6066
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:6066/metrics', timeout=4)"]
+
+ENTRYPOINT ["stakewatch"]
+CMD ["worker", "--web-port", "6066"]

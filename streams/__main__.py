@@ -1,0 +1,5 @@
+"""`python -m streams` is `stakewatch`."""
+
+from streams.cli import main
+
+main()

@@ -1,0 +1,201 @@
+"""The rule set: conflict threshold, severity rules and sensitive data classes (SPEC §3).
+
+Severity rules are data, not code, so that a risk team can tighten them in a TOML file:
+each severity lists clauses, a clause is terms joined by `&`, and the first severity with a
+matching clause wins (`warning` when none does). Terms:
+
+- `controlled`      — the rival controls the vendor;
+- `sensitive`       — the client's active contracts with the vendor carry a sensitive class;
+- `pending`         — the conflict exists only through announced holdings;
+- `stake>=N`        — effective stake at least N percent (`>` also accepted).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_SENSITIVE",
+    "SEVERITIES",
+    "ConfigError",
+    "EngineConfig",
+    "Facts",
+    "SeverityRules",
+    "load_config",
+]
+
+SEVERITIES = ("critical", "high", "warning")
+DEFAULT_SENSITIVE = frozenset(
+    {
+        "prototypes",
+        "internal_documents",
+        "confidential_data",
+        "model_weights",
+        "source_code",
+        "user_data",
+    }
+)
+DEFAULT_RULES: dict[str, tuple[str, ...]] = {
+    "critical": ("controlled", "stake>=25 & sensitive"),
+    "high": ("stake>=25", "sensitive"),
+}
+
+
+class ConfigError(ValueError):
+    """A bad setting; the message starts with the setting's name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What a severity rule may look at for one conflict."""
+
+    stake: float
+    controlled: bool
+    sensitive: bool
+    pending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Term:
+    kind: str  # controlled | sensitive | pending | stake>= | stake>
+    value: float = 0.0
+
+    def holds(self, f: Facts) -> bool:
+        if self.kind == "stake>=":
+            return f.stake >= self.value
+        if self.kind == "stake>":
+            return f.stake > self.value
+        return bool(getattr(f, self.kind))
+
+
+_TERM = re.compile(r"^(controlled|sensitive|pending)$|^stake\s*(>=|>)\s*([0-9]+(?:\.[0-9]+)?)$")
+
+
+def _parse_clause(text: str, where: str) -> tuple[_Term, ...]:
+    terms = []
+    for raw in text.split("&"):
+        m = _TERM.match(raw.strip())
+        if not m:
+            raise ConfigError(
+                f"{where}: cannot read {raw.strip()!r}; "
+                "terms are controlled, sensitive, pending, stake>=N, joined by &"
+            )
+        if m.group(1):
+            terms.append(_Term(m.group(1)))
+        else:
+            value = float(m.group(3))
+            if value > 100:
+                raise ConfigError(f"{where}: a stake is at most 100, got {value:g}")
+            terms.append(_Term(f"stake{m.group(2)}", value))
+    return tuple(terms)
+
+
+@dataclass(frozen=True, slots=True)
+class SeverityRules:
+    """Ordered (severity, clauses) pairs; a clause holds when all its terms hold."""
+
+    rules: tuple[tuple[str, tuple[tuple[_Term, ...], ...]], ...]
+
+    @classmethod
+    def parse(cls, spec: Mapping[str, Any], where: str = "severity") -> SeverityRules:
+        rules = []
+        for name, clauses in spec.items():
+            if name not in SEVERITIES or name == "warning":
+                raise ConfigError(
+                    f"{where}.{name}: rules are set for 'critical' and 'high' "
+                    "(warning is what remains)"
+                )
+            if isinstance(clauses, str) or not isinstance(clauses, list | tuple):
+                raise ConfigError(f"{where}.{name}: expected a list of clauses")
+            parsed = []
+            for i, clause in enumerate(clauses):
+                if not isinstance(clause, str):
+                    raise ConfigError(f"{where}.{name}[{i}]: expected a string")
+                parsed.append(_parse_clause(clause, f"{where}.{name}[{i}]"))
+            rules.append((name, tuple(parsed)))
+        rules.sort(key=lambda r: SEVERITIES.index(r[0]))
+        return cls(tuple(rules))
+
+    def classify(self, facts: Facts) -> str:
+        for severity, clauses in self.rules:
+            if any(all(t.holds(facts) for t in clause) for clause in clauses):
+                return severity
+        return "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Everything the engine's rules depend on; immutable, hashable, passed in."""
+
+    threshold: float = 10.0
+    sensitive_data_classes: frozenset[str] = DEFAULT_SENSITIVE
+    severity: SeverityRules = field(default_factory=lambda: SeverityRules.parse(DEFAULT_RULES))
+    spend_window_days: int = 365
+    path_floor: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold <= 100:
+            raise ConfigError(f"threshold: must be in (0, 100], got {self.threshold!r}")
+        if self.spend_window_days < 1:
+            raise ConfigError(f"spend_window_days: must be >= 1, got {self.spend_window_days!r}")
+        if not 0 <= self.path_floor < self.threshold:
+            raise ConfigError(f"path_floor: must be in [0, threshold), got {self.path_floor!r}")
+
+    @classmethod
+    def from_mapping(cls, doc: Mapping[str, Any]) -> EngineConfig:
+        known = {"threshold", "sensitive_data_classes", "severity", "spend_window_days"}
+        for key in doc:
+            if key not in known:
+                raise ConfigError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
+        kwargs: dict[str, Any] = {}
+        if "threshold" in doc:
+            kwargs["threshold"] = _number(doc["threshold"], "threshold")
+        if "spend_window_days" in doc:
+            days = doc["spend_window_days"]
+            if not isinstance(days, int) or isinstance(days, bool):
+                raise ConfigError(f"spend_window_days: expected a whole number, got {days!r}")
+            kwargs["spend_window_days"] = days
+        if "sensitive_data_classes" in doc:
+            classes = doc["sensitive_data_classes"]
+            if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
+                raise ConfigError("sensitive_data_classes: expected a list of non-empty strings")
+            kwargs["sensitive_data_classes"] = frozenset(classes)
+        if "severity" in doc:
+            if not isinstance(doc["severity"], Mapping):
+                raise ConfigError("severity: expected a table with critical/high clause lists")
+            merged = {**DEFAULT_RULES, **doc["severity"]}
+            kwargs["severity"] = SeverityRules.parse(merged)
+        return cls(**kwargs)
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    return float(value)
+
+
+def load_config(path: str | Path | None) -> EngineConfig:
+    """Read the `[rules]` table of a TOML file (or the whole file if it has none)."""
+    if path is None:
+        return EngineConfig()
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: {path} is not valid TOML: {exc}") from exc
+    rules = doc.get("rules", doc)
+    if not isinstance(rules, Mapping):
+        raise ConfigError("rules: expected a table")
+    try:
+        return EngineConfig.from_mapping(rules)
+    except ConfigError as exc:
+        if "rules" in doc:
+            raise ConfigError(f"rules.{exc}") from None
+        raise

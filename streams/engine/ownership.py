@@ -1,0 +1,171 @@
+"""Who holds how much of whom: holdings, effective stake through chains, and control (SPEC §2).
+
+Holdings are kept twice: the *effective* graph (a pending `announced` holding counts in place
+of the held one) decides stakes and control; the *held* graph (closed holdings only) tells
+whether a conflict exists only through announcements. All arithmetic follows
+docs/decisions.md so that every evaluation, incremental or from scratch, gives the same bits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+__all__ = ["Exposure", "Holding", "OwnershipGraph", "Path"]
+
+Path = tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Holding:
+    """One (owner, asset) pair: the closed value, the announced one, and the last event time."""
+
+    held: float | None = None
+    pending: float | None = None
+    last_time: int = 0
+    held_event: str | None = None
+    pending_event: str | None = None
+
+    @property
+    def effective(self) -> float | None:
+        return self.pending if self.pending is not None else self.held
+
+
+@dataclass(slots=True)
+class Exposure:
+    """Everything one entity R reaches: stakes and paths per target, control, and what was read."""
+
+    paths: dict[str, list[tuple[float, Path]]] = field(default_factory=dict)
+    held_stakes: dict[str, float] | None = None  # None: held graph equals effective here
+    controlled: frozenset[str] = frozenset()
+    touched: frozenset[str] = frozenset()  # entities whose out-holdings this result read
+
+    def stake(self, target: str) -> float:
+        paths = self.paths.get(target)
+        if not paths:
+            return 0.0
+        return min(100.0, math.fsum(s for s, _ in paths))
+
+    def held_stake(self, target: str) -> float:
+        if self.held_stakes is None:
+            return self.stake(target)
+        return self.held_stakes.get(target, 0.0)
+
+
+class OwnershipGraph:
+    """Holdings with forward and backward adjacency for both effective and held values."""
+
+    def __init__(self, path_floor: float = 0.01) -> None:
+        self.path_floor = path_floor
+        self.holdings: dict[tuple[str, str], Holding] = {}
+        self.out_eff: dict[str, dict[str, float]] = {}
+        self.in_eff: dict[str, dict[str, float]] = {}
+        self.out_held: dict[str, dict[str, float]] = {}
+        self.pending_count = 0
+
+    # -- updates -----------------------------------------------------------------------
+
+    def last_time(self, owner: str, asset: str) -> int | None:
+        h = self.holdings.get((owner, asset))
+        return None if h is None else h.last_time
+
+    def apply(self, owner: str, asset: str, percent: float, status: str, time: int, eid: str):
+        """Apply one validated, non-stale ownership event. Returns True if any value changed."""
+        h = self.holdings.get((owner, asset))
+        if h is None:
+            h = self.holdings[(owner, asset)] = Holding()
+        before = (h.held, h.pending)
+        had_pending = h.pending is not None
+        if status == "announced":
+            h.pending, h.pending_event = percent, eid
+        elif status == "closed":
+            h.held = percent if percent > 0 else None
+            h.held_event = eid if percent > 0 else None
+            h.pending, h.pending_event = None, None
+        else:  # cancelled
+            h.pending, h.pending_event = None, None
+        h.last_time = time
+        self.pending_count += (h.pending is not None) - had_pending
+        if (h.held, h.pending) == before:
+            return False
+        self._set(self.out_eff, owner, asset, h.effective)
+        self._set(self.in_eff, asset, owner, h.effective)
+        self._set(self.out_held, owner, asset, h.held)
+        return True
+
+    @staticmethod
+    def _set(adj: dict[str, dict[str, float]], a: str, b: str, value: float | None) -> None:
+        if value is not None and value > 0:
+            adj.setdefault(a, {})[b] = value
+        else:
+            row = adj.get(a)
+            if row is not None:
+                row.pop(b, None)
+                if not row:
+                    del adj[a]
+
+    # -- queries -----------------------------------------------------------------------
+
+    def exposure(self, root: str) -> Exposure:
+        """Effective stakes of `root` in everything it reaches, with paths and control."""
+        paths, touched = self._paths(root, self.out_eff)
+        held_stakes = None
+        if self.pending_count:
+            held_paths, held_touched = self._paths(root, self.out_held)
+            touched |= held_touched
+            held_stakes = {
+                v: min(100.0, math.fsum(s for s, _ in ps)) for v, ps in held_paths.items()
+            }
+        controlled = self.controlled_by(root)
+        return Exposure(paths, held_stakes, controlled, frozenset(touched | controlled))
+
+    def _paths(
+        self, root: str, out: dict[str, dict[str, float]]
+    ) -> tuple[dict[str, list[tuple[float, Path]]], set[str]]:
+        """All simple paths from root whose running stake stays at or above the floor."""
+        floor = self.path_floor
+        found: dict[str, list[tuple[float, Path]]] = {}
+        touched = {root}
+        on_path = {root}
+        path = [root]
+
+        def walk(node: str, stake: float | None) -> None:
+            for nxt, pct in out.get(node, {}).items():
+                if nxt in on_path:
+                    continue
+                s = pct if stake is None else stake * pct / 100
+                if s < floor:
+                    continue
+                path.append(nxt)
+                on_path.add(nxt)
+                found.setdefault(nxt, []).append((s, tuple(path)))
+                touched.add(nxt)
+                walk(nxt, s)
+                on_path.discard(nxt)
+                path.pop()
+
+        walk(root, None)
+        return found, touched
+
+    def controlled_by(self, root: str) -> frozenset[str]:
+        """Entities `root` controls: itself, and any X held > 50 % by controlled entities."""
+        controlled = {root}
+        contributions: dict[str, list[float]] = {}
+        queue = [root]
+        while queue:
+            y = queue.pop()
+            for x, pct in self.out_eff.get(y, {}).items():
+                if x in controlled:
+                    continue
+                parts = contributions.setdefault(x, [])
+                parts.append(pct)
+                if math.fsum(parts) > 50:
+                    controlled.add(x)
+                    queue.append(x)
+        return frozenset(controlled)
+
+    def owners_of(self, asset: str) -> dict[str, float]:
+        return dict(self.in_eff.get(asset, {}))
+
+    def holdings_of(self, owner: str) -> dict[str, float]:
+        return dict(self.out_eff.get(owner, {}))

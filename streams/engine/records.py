@@ -1,0 +1,57 @@
+"""The alert record (SPEC §3): one shape on the alerts topic, in files and in the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+__all__ = ["AlertRecord", "format_time"]
+
+
+def format_time(t: dt.datetime) -> str:
+    """RFC 3339 in UTC with `Z`; microseconds only when there are some."""
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    dedup_key: str
+    status: str  # firing | resolved
+    severity: str  # critical | high | warning
+    client: str
+    vendor: str
+    rival: str
+    stake: float
+    controlled: bool
+    pending: bool
+    paths: tuple[tuple[tuple[str, ...], float], ...]
+    active_contracts: tuple[str, ...]
+    data_classes: tuple[str, ...]
+    spend_365d: float
+    event_id: str
+    event_time: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dedup_key": self.dedup_key,
+            "status": self.status,
+            "severity": self.severity,
+            "client": self.client,
+            "vendor": self.vendor,
+            "rival": self.rival,
+            "stake": self.stake,
+            "controlled": self.controlled,
+            "pending": self.pending,
+            "paths": [{"path": list(p), "stake": s} for p, s in self.paths],
+            "active_contracts": list(self.active_contracts),
+            "data_classes": list(self.data_classes),
+            "spend_365d": self.spend_365d,
+            "event_id": self.event_id,
+            "event_time": self.event_time,
+        }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())

@@ -1,0 +1,79 @@
+"""Raw bytes in, a typed event or a one-line rejection out — the only validation boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from streams.events.models import EVENT_TYPES, Event
+
+__all__ = ["MAX_RECORD_BYTES", "Rejection", "decode", "event_adapter"]
+
+MAX_RECORD_BYTES = 64 * 1024
+
+event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an event was not applied: a bounded `code` (metric label) and a one-line `detail`."""
+
+    code: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+
+def decode(raw: bytes) -> Event | Rejection:
+    """Parse and validate one record; never raises for any input bytes."""
+    if len(raw) > MAX_RECORD_BYTES:
+        return Rejection("too_large", f"record is {len(raw)} bytes, limit {MAX_RECORD_BYTES}")
+    try:
+        event = event_adapter.validate_json(raw)
+    except ValidationError as exc:
+        return _diagnose(raw, exc)
+    except (ValueError, RecursionError) as exc:  # pragma: no cover - defensive
+        return Rejection("invalid_json", _one_line(str(exc)))
+    return _same_party(event) or event
+
+
+def _same_party(event: Event) -> Rejection | None:
+    data = event.data
+    for left, right in (("owner", "asset"), ("client", "vendor"), ("a", "b")):
+        a, b = getattr(data, left, None), getattr(data, right, None)
+        if a is not None and a == b:
+            return Rejection("same_party", f"{left} and {right} are both {a!r}")
+    return None
+
+
+def _diagnose(raw: bytes, exc: ValidationError) -> Rejection:
+    """Slow path: say precisely why a record failed, without echoing large input back."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        return Rejection("invalid_json", _one_line(str(err)))
+    if not isinstance(obj, dict):
+        return Rejection("invalid_json", f"expected a JSON object, got {type(obj).__name__}")
+    etype = obj.get("type")
+    if isinstance(etype, str) and etype not in EVENT_TYPES:
+        return Rejection("unknown_type", f"unknown type {_clip(etype)!r}")
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    loc = ".".join(str(p) for p in first["loc"] if not _is_tag(p)) or "event"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return Rejection("schema", _one_line(f"{loc}: {first['msg']}{more}"))
+
+
+def _is_tag(part: object) -> bool:
+    return isinstance(part, str) and part in EVENT_TYPES
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _one_line(text: str) -> str:
+    return _clip(" ".join(text.split()), 200)

@@ -1,0 +1,174 @@
+"""Seeded synthetic event streams for benchmarks and large tests.
+
+The shape follows the market the seed case comes from: a few dozen AI labs that are each
+other's rivals, thousands of vendors they buy from, and investment funds and labs holding
+stakes in vendors (sometimes through chains of funds). The mix is configurable; the default
+is the firehose a deployment sees: 80 % spend, 15 % contract events, 5 % ownership.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import orjson
+
+__all__ = ["StreamParams", "generate", "ownership_graph"]
+
+CLASSES = (
+    "prototypes",
+    "internal_documents",
+    "confidential_data",
+    "model_weights",
+    "source_code",
+    "user_data",
+    "public_data",
+    "synthetic_data",
+)
+CATEGORIES = ("data-labeling", "compute", "evaluation", "red-teaming", "annotation-tools")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamParams:
+    events: int = 100_000
+    pairs: int = 10_000
+    labs: int = 40
+    funds: int = 200
+    spend_share: float = 0.80
+    contract_share: float = 0.15
+    seed: int = 7
+    start: dt.datetime = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
+    days: int = 3 * 365
+
+    def describe(self) -> dict:
+        return {
+            "events": self.events,
+            "pairs": self.pairs,
+            "labs": self.labs,
+            "funds": self.funds,
+            "mix": {
+                "spend": self.spend_share,
+                "contracts": self.contract_share,
+                "ownership": round(1 - self.spend_share - self.contract_share, 4),
+            },
+            "seed": self.seed,
+        }
+
+
+def _event(n: int, etype: str, t: dt.datetime, data: dict, source: str = "/gen") -> bytes:
+    return orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": f"gen-{n}",
+            "source": source,
+            "type": etype,
+            "time": t.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "data": data,
+        }
+    )
+
+
+def generate(p: StreamParams) -> Iterator[bytes]:
+    """Yield `p.events` NDJSON records (bytes, no newline): reference data first, then the mix."""
+    rng = random.Random(p.seed)
+    labs = [f"lab-{i}" for i in range(p.labs)]
+    funds = [f"fund-{i}" for i in range(p.funds)]
+    vendors_per_lab = max(1, p.pairs // p.labs)
+    n_vendors = max(vendors_per_lab * 2, p.pairs // 4)
+    vendors = [f"vendor-{i}" for i in range(n_vendors)]
+    pairs = [
+        (lab, vendors[rng.randrange(n_vendors)]) for lab in labs for _ in range(vendors_per_lab)
+    ]
+    pairs = list(dict.fromkeys(pairs))
+    n = 0
+    t = p.start
+    step = dt.timedelta(days=p.days) / max(1, p.events)
+    header: list[bytes] = []
+    for i, a in enumerate(labs):  # each lab is a rival of the next few (a sparse rivalry web)
+        for b in labs[i + 1 : i + 4]:
+            header.append(_event(n := n + 1, "rivalry.declared", t, {"a": a, "b": b}))
+    yield from header[: p.events]
+    contracts: list[tuple[str, str, str]] = []
+    live: list[int] = []
+    for _ in range(p.events - min(len(header), p.events)):
+        n += 1
+        t += step * rng.uniform(0.5, 1.5)
+        roll = rng.random()
+        if roll < p.spend_share and contracts:
+            cid, client, vendor = contracts[rng.randrange(len(contracts))]
+            data = {"client": client, "vendor": vendor, "amount": round(rng.uniform(1e3, 5e6), 2)}
+            if rng.random() < 0.5:
+                data["contract_id"] = cid
+            yield _event(n, "spend.recorded", t, data, source=f"/erp/{client}")
+        elif roll < p.spend_share + p.contract_share or not contracts:
+            if live and rng.random() < 0.3:
+                idx = live[rng.randrange(len(live))]
+                cid = contracts[idx][0]
+                if rng.random() < 0.3:
+                    live.remove(idx)
+                    yield _event(n, "contract.terminated", t, {"contract_id": cid})
+                else:
+                    classes = rng.sample(CLASSES, rng.randrange(0, 3))
+                    yield _event(
+                        n, "contract.amended", t, {"contract_id": cid, "data_classes": classes}
+                    )
+                continue
+            client, vendor = pairs[rng.randrange(len(pairs))]
+            cid = f"c-{n}"
+            contracts.append((cid, client, vendor))
+            live.append(len(contracts) - 1)
+            data = {
+                "contract_id": cid,
+                "client": client,
+                "vendor": vendor,
+                "category": CATEGORIES[rng.randrange(len(CATEGORIES))],
+                "data_classes": rng.sample(CLASSES, rng.randrange(0, 3)),
+                "annual_value": round(rng.uniform(1e5, 2e8), 2),
+            }
+            if rng.random() < 0.3:
+                data["ends_on"] = (t + dt.timedelta(days=rng.randrange(30, 720))).date().isoformat()
+            yield _event(n, "contract.signed", t, data, source=f"/erp/{client}")
+        else:
+            # labs hold funds and vendors; funds hold vendors and, rarely, smaller funds
+            # (fund index order keeps fund-of-fund chains acyclic, as real cap tables are)
+            owner = rng.choice(labs) if rng.random() < 0.4 else rng.choice(funds)
+            asset = rng.choice(vendors)
+            if rng.random() < 0.05:
+                lo = int(owner[5:]) + 1 if owner.startswith("fund-") else 0
+                if lo < len(funds):
+                    asset = funds[rng.randrange(lo, len(funds))]
+            status = rng.choices(("closed", "announced", "cancelled"), (6, 3, 1))[0]
+            percent = 0 if rng.random() < 0.1 else round(rng.uniform(1, 60), 1)
+            yield _event(
+                n,
+                "ownership.stake",
+                t,
+                {"owner": owner, "asset": asset, "percent": percent, "status": status},
+                source="/feeds/filings",
+            )
+
+
+def ownership_graph(entities: int, holdings: int, seed: int = 11) -> Iterator[bytes]:
+    """A large ownership graph: `holdings` closed stakes among `entities` entities.
+
+    Mostly a forest of funds holding companies (out-degree about holdings/entities), plus
+    40 labs that are rivals and hold a handful of stakes each, as in the seed market.
+    """
+    rng = random.Random(seed)
+    t = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    n = 0
+    labs = [f"lab-{i}" for i in range(40)]
+    for i, a in enumerate(labs):
+        for b in labs[i + 1 : i + 4]:
+            yield _event(n := n + 1, "rivalry.declared", t, {"a": a, "b": b})
+    for i in range(holdings):
+        n += 1
+        lab = i % 50 == 0
+        owner = labs[rng.randrange(len(labs))] if lab else f"e-{rng.randrange(entities)}"
+        asset = f"e-{rng.randrange(entities)}"
+        if asset == owner:
+            asset = f"e-{(int(asset[2:]) + 1) % entities}"
+        pct = round(rng.uniform(0.5, 30), 2)
+        yield _event(n, "ownership.stake", t, {"owner": owner, "asset": asset, "percent": pct})

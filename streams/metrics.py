@@ -1,0 +1,605 @@
+"""Every Prometheus metric the worker exports, in one class that takes its `CollectorRegistry`.
+
+Names are prefixed `stakewatch_`. Every label has a bounded set of values (see LABEL BOUNDS
+below and docs/observability.md): enumerated labels map anything unexpected to `_other`,
+open-ended ones (topics, receivers, tables) keep the first few distinct values and fold the
+rest into `_other`, and per-entity exposure is limited to a top-N plus a configured watch list,
+with everything else summed under `_other`. Instrumentation never raises on a bad label value:
+a typo shows up as an `_other` series, not as a crashed agent.
+
+LABEL BOUNDS
+- `topic`: first `max_label_values` (32) distinct topic names, then `_other`.
+- `type`: the 8 SPEC event types, else `_other` (undecodable records, unknown types).
+- `outcome` (events): applied | rejected | duplicate | redelivered.
+- `reason`: the 10 rejection codes of docs/decisions.md, else `_other`.
+- `severity`: critical | high | warning.
+- `status` (alerts): firing | resolved.
+- `receiver`: first `max_label_values` (32) distinct receiver names, then `_other`.
+- `outcome` (deliveries): delivered | failed | suppressed.
+- `table`: first `max_label_values` (32) distinct table names, then `_other`.
+- `state` (recovery): starting | recovering | running | stopping.
+- `rival`, `client`: watch list + top `top_n` (20) by spend at risk, + `_other`.
+- `client`, `vendor`, `rival`, `severity`, `pending` on the top-conflict gauges: the top
+  `top_conflicts` (20) open conflicts by spend at risk, + one `_other` row.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Final, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+
+__all__ = [
+    "CONTENT_TYPE",
+    "DEAD_LETTER_REASONS",
+    "DELIVERY_OUTCOMES",
+    "EVENT_OUTCOMES",
+    "EVENT_TYPES",
+    "LATENCY_BUCKETS",
+    "OTHER",
+    "RECOVERY_STATES",
+    "SEVERITIES",
+    "ConflictFigures",
+    "Exposure",
+    "Metrics",
+    "bound_top_n",
+    "summarize_exposure",
+]
+
+PREFIX: Final = "stakewatch"
+OTHER: Final = "_other"
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+MAX_WATCH: Final = 200
+
+# Kept literal (not imported from streams.events) so that the label contract is visible here;
+# tests/unit/test_metrics.py checks it against streams.events.EVENT_TYPES.
+EVENT_TYPES: Final = (
+    "ownership.stake",
+    "contract.signed",
+    "contract.amended",
+    "contract.terminated",
+    "spend.recorded",
+    "rivalry.declared",
+    "rivalry.withdrawn",
+    "entity.registered",
+)
+EVENT_OUTCOMES: Final = ("applied", "rejected", "duplicate", "redelivered")
+DEAD_LETTER_REASONS: Final = (
+    "too_large",
+    "invalid_json",
+    "unknown_type",
+    "schema",
+    "same_party",
+    "duplicate",
+    "stale",
+    "unknown_contract",
+    "contract_exists",
+    "contract_mismatch",
+)
+SEVERITIES: Final = ("critical", "high", "warning")
+ALERT_STATUSES: Final = ("firing", "resolved")
+DELIVERY_OUTCOMES: Final = ("delivered", "failed", "suppressed")
+RECOVERY_STATES: Final = ("starting", "recovering", "running", "stopping")
+
+# Record timestamp → applied, and event → alert: the target is well under a second, but a
+# replay of old history or a recovery shows minutes, so the buckets reach 10 minutes.
+LATENCY_BUCKETS: Final = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    600.0,
+)
+
+Exposure = tuple[float, int]
+"""(spend at risk in USD, number of open conflicts)."""
+
+
+class ConflictFigures(Protocol):
+    """The figures `Metrics.set_conflicts` reads from an open conflict: its latest firing
+    `AlertRecord` fits (so does `record.to_dict()`)."""
+
+    @property
+    def client(self) -> str: ...
+    @property
+    def vendor(self) -> str: ...
+    @property
+    def rival(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def stake(self) -> float: ...
+    @property
+    def pending(self) -> bool: ...
+    @property
+    def spend_365d(self) -> float: ...
+
+
+class _Enumerated:
+    """A label whose values are a fixed set; anything else is `_other`."""
+
+    def __init__(self, values: Iterable[str]) -> None:
+        self.values = frozenset(values)
+
+    def __call__(self, value: object) -> str:
+        return value if isinstance(value, str) and value in self.values else OTHER
+
+
+class _FirstSeen:
+    """An open-ended label: the first `limit` distinct values are kept, later ones are `_other`."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value: object) -> str:
+        if not isinstance(value, str) or not value or value == OTHER:
+            return OTHER
+        if value in self._seen:
+            return value
+        with self._lock:
+            if len(self._seen) < self.limit:
+                self._seen.add(value)
+                return value
+        return OTHER
+
+
+def bound_top_n(
+    values: Mapping[str, Exposure], *, top_n: int, watch: Iterable[str] = ()
+) -> dict[str, Exposure]:
+    """Keep the watch list (zero when absent) and the top `top_n` others by spend, then count,
+    then name; sum the rest under `_other` (always present, so the series set is stable)."""
+    watched = {name: values.get(name, (0.0, 0)) for name in watch}
+    rest = sorted(
+        ((name, v) for name, v in values.items() if name not in watched),
+        key=lambda item: (-item[1][0], -item[1][1], item[0]),
+    )
+    kept = dict(watched)
+    kept.update(rest[:top_n])
+    folded = rest[top_n:]
+    kept[OTHER] = (math.fsum(v[0] for _, v in folded), sum(v[1] for _, v in folded))
+    return kept
+
+
+@dataclass(frozen=True, slots=True)
+class _Conflict:
+    client: str
+    vendor: str
+    rival: str
+    severity: str
+    stake: float
+    pending: bool
+    spend_365d: float
+
+
+def _read(conflict: ConflictFigures | Mapping[str, Any]) -> _Conflict:
+    if isinstance(conflict, Mapping):
+        get = conflict.__getitem__
+    else:
+
+        def get(field: str) -> Any:
+            return getattr(conflict, field)
+
+    return _Conflict(
+        client=str(get("client")),
+        vendor=str(get("vendor")),
+        rival=str(get("rival")),
+        severity=str(get("severity")),
+        stake=float(get("stake")),
+        pending=bool(get("pending")),
+        spend_365d=float(get("spend_365d")),
+    )
+
+
+def summarize_exposure(
+    conflicts: Iterable[ConflictFigures | Mapping[str, Any]],
+) -> tuple[dict[str, Exposure], dict[str, Exposure]]:
+    """Spend at risk and conflict count per rival and per client, from the open conflicts.
+
+    A client's spend at risk is its trailing-year spend with every vendor that is in at least
+    one open conflict, each vendor counted once however many rivals hold it; a rival's is the
+    spend of every (client, vendor) pair it conflicts with.
+    """
+    by_rival: dict[str, Exposure] = {}
+    by_client: dict[str, Exposure] = {}
+    pairs_seen: set[tuple[str, str]] = set()
+    for c in map(_read, conflicts):
+        spend, count = by_rival.get(c.rival, (0.0, 0))
+        by_rival[c.rival] = (spend + c.spend_365d, count + 1)
+        spend, count = by_client.get(c.client, (0.0, 0))
+        first = (c.client, c.vendor) not in pairs_seen
+        pairs_seen.add((c.client, c.vendor))
+        by_client[c.client] = (spend + (c.spend_365d if first else 0.0), count + 1)
+    return by_rival, by_client
+
+
+class _SnapshotCollector:
+    """Gauge families replaced whole on each update, so a scrape never sees half a snapshot
+    and entities that left the top-N disappear instead of going stale."""
+
+    def __init__(self, specs: Mapping[str, tuple[str, tuple[str, ...]]]) -> None:
+        self._specs = dict(specs)
+        self._samples: dict[str, list[tuple[tuple[str, ...], float]]] = {n: [] for n in specs}
+
+    def replace(self, samples: Mapping[str, list[tuple[tuple[str, ...], float]]]) -> None:
+        merged = dict(self._samples)
+        merged.update(samples)
+        self._samples = merged  # one reference swap: collect() sees old or new, never a mix
+
+    def describe(self) -> Iterator[Metric]:
+        for name, (doc, labels) in self._specs.items():
+            yield GaugeMetricFamily(name, doc, labels=labels)
+
+    def collect(self) -> Iterator[Metric]:
+        samples = self._samples
+        for name, (doc, labels) in self._specs.items():
+            family = GaugeMetricFamily(name, doc, labels=labels)
+            for values, value in samples[name]:
+                family.add_metric(values, value)
+            yield family
+
+
+class Metrics:
+    """Every metric of the worker; the worker calls the small methods below as things happen.
+
+    `registry` is passed in (tests use a fresh `CollectorRegistry()`); `clock` returns wall
+    time in seconds and only stamps start and last-event times.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        version: str | None = None,
+        top_n: int = 20,
+        top_conflicts: int = 20,
+        watch_rivals: Iterable[str] = (),
+        watch_clients: Iterable[str] = (),
+        max_label_values: int = 32,
+        clock: Callable[[], float] = time.time,
+        process_metrics: bool = True,
+    ) -> None:
+        if top_n < 0 or top_conflicts < 0:
+            raise ValueError("top_n and top_conflicts must be >= 0")
+        self.registry = registry
+        self.top_n = top_n
+        self.top_conflicts = top_conflicts
+        self.watch_rivals = tuple(dict.fromkeys(watch_rivals))
+        self.watch_clients = tuple(dict.fromkeys(watch_clients))
+        for name, watch in (
+            ("watch_rivals", self.watch_rivals),
+            ("watch_clients", self.watch_clients),
+        ):
+            if len(watch) > 200:
+                raise ValueError(f"{name}: at most 200 entries, got {len(watch)}")
+        self._clock = clock
+
+        self._topic = _FirstSeen(max_label_values)
+        self._receiver = _FirstSeen(max_label_values)
+        self._table = _FirstSeen(max_label_values)
+        self._type = _Enumerated(EVENT_TYPES)
+        self._outcome = _Enumerated(EVENT_OUTCOMES)
+        self._reason = _Enumerated(DEAD_LETTER_REASONS)
+        self._severity = _Enumerated(SEVERITIES)
+        self._status = _Enumerated(ALERT_STATUSES)
+        self._delivery_outcome = _Enumerated(DELIVERY_OUTCOMES)
+
+        def name(suffix: str) -> str:
+            return f"{PREFIX}_{suffix}"
+
+        r = registry
+        # -- events in --------------------------------------------------------------------
+        self.events_consumed = Counter(
+            name("events_consumed"),
+            "Records consumed from the input topics, by topic, event type and outcome.",
+            ["topic", "type", "outcome"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            name("dead_letters"),
+            "Records written to the dead-letter topic, by source topic and rejection code.",
+            ["topic", "reason"],
+            registry=r,
+        )
+        self.processing_latency = Histogram(
+            name("processing_latency_seconds"),
+            "Kafka record timestamp to the event being applied, in seconds.",
+            ["topic"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.last_event = Gauge(
+            name("last_event_consumed_timestamp_seconds"),
+            "Wall-clock time the last input record was consumed (0 before the first).",
+            registry=r,
+        )
+        # -- alerts -----------------------------------------------------------------------
+        self.alerts = Counter(
+            name("alerts"),
+            "Alert records published on the alerts topic, by status and severity.",
+            ["status", "severity"],
+            registry=r,
+        )
+        self.alert_latency = Histogram(
+            name("event_to_alert_latency_seconds"),
+            "Record timestamp of the causing event to its alert record being published.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.open_conflicts = Gauge(
+            name("open_conflicts"),
+            "Open conflicts by severity.",
+            ["severity"],
+            registry=r,
+        )
+        # -- exposure (top-N snapshots) ---------------------------------------------------
+        self._exposure = _SnapshotCollector(
+            {
+                name("rival_spend_at_risk_usd"): (
+                    "Trailing-year spend of clients with vendors a rival has a conflicting stake "
+                    "in (watch list + top-N rivals, the rest under _other).",
+                    ("rival",),
+                ),
+                name("rival_open_conflicts"): (
+                    "Open conflicts per rival (watch list + top-N, the rest under _other).",
+                    ("rival",),
+                ),
+                name("client_spend_at_risk_usd"): (
+                    "Client's trailing-year spend with vendors in an open conflict "
+                    "(watch list + top-N clients, the rest under _other).",
+                    ("client",),
+                ),
+                name("client_open_conflicts"): (
+                    "Open conflicts per client (watch list + top-N, the rest under _other).",
+                    ("client",),
+                ),
+                name("top_conflict_spend_at_risk_usd"): (
+                    "Trailing-year client-vendor spend of the top open conflicts by spend "
+                    "(the rest summed in one _other row).",
+                    ("client", "vendor", "rival", "severity", "pending"),
+                ),
+                name("top_conflict_stake_percent"): (
+                    "Effective stake of the rival in the vendor, for the top open conflicts.",
+                    ("client", "vendor", "rival", "severity", "pending"),
+                ),
+            }
+        )
+        r.register(self._exposure)
+        self.set_conflicts(())
+        # -- delivery ---------------------------------------------------------------------
+        self.deliveries = Counter(
+            name("alert_deliveries"),
+            "Alert records handed to receivers, by receiver and final outcome.",
+            ["receiver", "outcome"],
+            registry=r,
+        )
+        self.delivery_retries = Counter(
+            name("alert_delivery_retries"),
+            "Delivery attempts retried (5xx, 429, network errors), by receiver.",
+            ["receiver"],
+            registry=r,
+        )
+        self.delivery_queue_depth = Gauge(
+            name("alert_delivery_queue_depth"),
+            "Alert records waiting to be delivered, by receiver.",
+            ["receiver"],
+            registry=r,
+        )
+        # -- worker -----------------------------------------------------------------------
+        self.consumer_lag = Gauge(
+            name("consumer_lag_records"),
+            "Records between the committed offset and the end of the assigned partitions.",
+            ["topic"],
+            registry=r,
+        )
+        self.table_entries = Gauge(
+            name("table_entries"),
+            "Keys held in each faust table by this worker.",
+            ["table"],
+            registry=r,
+        )
+        self.rebalances = Counter(
+            name("rebalances"),
+            "Consumer group rebalances seen by this worker.",
+            registry=r,
+        )
+        self.recovery_state = Gauge(
+            name("recovery_state"),
+            "1 for the worker's current state (starting, recovering, running, stopping).",
+            ["state"],
+            registry=r,
+        )
+        self.set_recovery_state("starting")
+        self.start_time = Gauge(
+            name("start_time_seconds"),
+            "Wall-clock time this worker's metrics were created.",
+            registry=r,
+        )
+        self.start_time.set(clock())
+        self.build_info = Gauge(
+            name("build_info"),
+            "Always 1; labels carry the Stakewatch version and the Python version.",
+            ["version", "python"],
+            registry=r,
+        )
+        self.build_info.labels(version or _version(), platform.python_version()).set(1)
+        if process_metrics:
+            ProcessCollector(namespace=PREFIX, registry=r)
+
+    # -- events in ------------------------------------------------------------------------
+    def observe_applied(self, topic: str, event_type: str, latency_s: float) -> None:
+        """An input record was applied to the state; `latency_s` = now - record timestamp."""
+        self._consumed(topic, event_type, "applied")
+        self.processing_latency.labels(self._topic(topic)).observe(max(0.0, latency_s))
+
+    def observe_rejected(self, topic: str, event_type: str | None, reason: str) -> None:
+        """An input record was rejected and dead-lettered (`event_type` None if undecodable)."""
+        self._consumed(topic, event_type, "rejected")
+        self.observe_dead_letter(topic, reason)
+
+    def observe_duplicate(self, topic: str, event_type: str) -> None:
+        """A repeat of an already applied (source, id) at a new offset: ignored."""
+        self._consumed(topic, event_type, "duplicate")
+
+    def observe_redelivered(self, topic: str, event_type: str | None) -> None:
+        """A record re-read at an offset already processed (after a crash or rebalance)."""
+        self._consumed(topic, event_type, "redelivered")
+
+    def observe_dead_letter(self, topic: str, reason: str) -> None:
+        """A record written to the dead-letter topic without being consumed as an event."""
+        self.dead_letters.labels(self._topic(topic), self._reason(reason)).inc()
+
+    def _consumed(self, topic: str, event_type: str | None, outcome: str) -> None:
+        labels = (self._topic(topic), self._type(event_type), self._outcome(outcome))
+        self.events_consumed.labels(*labels).inc()
+        self.last_event.set(self._clock())
+
+    # -- alerts ---------------------------------------------------------------------------
+    def observe_alert(self, status: str, severity: str, latency_s: float) -> None:
+        """An alert record was published; `latency_s` = now - causing record's timestamp."""
+        self.alerts.labels(self._status(status), self._severity(severity)).inc()
+        self.alert_latency.observe(max(0.0, latency_s))
+
+    def set_open_conflicts(self, by_severity: Mapping[str, int]) -> None:
+        """Open conflicts per severity (missing severities are 0)."""
+        for severity in SEVERITIES:
+            self.open_conflicts.labels(severity).set(by_severity.get(severity, 0))
+
+    def set_exposure(
+        self, by_rival: Mapping[str, Exposure], by_client: Mapping[str, Exposure]
+    ) -> None:
+        """Spend at risk and conflict count per rival and per client, bounded by the top-N rule."""
+        rivals = bound_top_n(by_rival, top_n=self.top_n, watch=self.watch_rivals)
+        clients = bound_top_n(by_client, top_n=self.top_n, watch=self.watch_clients)
+        p = PREFIX
+        self._exposure.replace(
+            {
+                f"{p}_rival_spend_at_risk_usd": [((k,), v[0]) for k, v in rivals.items()],
+                f"{p}_rival_open_conflicts": [((k,), v[1]) for k, v in rivals.items()],
+                f"{p}_client_spend_at_risk_usd": [((k,), v[0]) for k, v in clients.items()],
+                f"{p}_client_open_conflicts": [((k,), v[1]) for k, v in clients.items()],
+            }
+        )
+
+    def set_conflicts(self, conflicts: Iterable[ConflictFigures | Mapping[str, Any]]) -> None:
+        """Everything derived from the open conflicts at once: severities, exposure per rival
+        and per client, and the top conflicts. Call it when the open set or its figures
+        change (a timer every few seconds is enough; it is O(open conflicts))."""
+        items = [_read(c) for c in conflicts]
+        severities: dict[str, int] = {}
+        for c in items:
+            severities[c.severity] = severities.get(c.severity, 0) + 1
+        self.set_open_conflicts(severities)
+        self.set_exposure(*summarize_exposure(items))
+        ranked = sorted(items, key=lambda c: (-c.spend_365d, -c.stake, c.client, c.vendor, c.rival))
+        top, rest = ranked[: self.top_conflicts], ranked[self.top_conflicts :]
+        spend = [(self._conflict_labels(c), c.spend_365d) for c in top]
+        stake = [(self._conflict_labels(c), c.stake) for c in top]
+        spend.append(((OTHER,) * 5, math.fsum(c.spend_365d for c in rest)))
+        p = PREFIX
+        self._exposure.replace(
+            {f"{p}_top_conflict_spend_at_risk_usd": spend, f"{p}_top_conflict_stake_percent": stake}
+        )
+
+    def _conflict_labels(self, c: _Conflict) -> tuple[str, ...]:
+        pending = "true" if c.pending else "false"
+        return (c.client, c.vendor, c.rival, self._severity(c.severity), pending)
+
+    # -- delivery -------------------------------------------------------------------------
+    def observe_delivery(self, receiver: str, outcome: str) -> None:
+        """A record's delivery to one receiver ended: delivered, failed (permanent, given up)
+        or suppressed (already told per the notification log, or --no-deliver)."""
+        self.deliveries.labels(self._receiver(receiver), self._delivery_outcome(outcome)).inc()
+
+    def observe_delivery_retry(self, receiver: str) -> None:
+        """One delivery attempt to `receiver` failed retryably and will be tried again."""
+        self.delivery_retries.labels(self._receiver(receiver)).inc()
+
+    def set_delivery_queue_depth(self, receiver: str, depth: int) -> None:
+        """Records queued for `receiver` (waiting for rate limit, backoff or first attempt)."""
+        self.delivery_queue_depth.labels(self._receiver(receiver)).set(depth)
+
+    # -- worker ---------------------------------------------------------------------------
+    def set_consumer_lag(self, lag_by_topic: Mapping[str, int]) -> None:
+        """Lag per topic, summed over this worker's assigned partitions; topics no longer
+        assigned are dropped (call after each rebalance and periodically)."""
+        self.consumer_lag.clear()
+        summed: dict[str, int] = {}
+        for topic, lag in lag_by_topic.items():
+            label = self._topic(topic)
+            summed[label] = summed.get(label, 0) + max(0, lag)
+        for label, lag in summed.items():
+            self.consumer_lag.labels(label).set(lag)
+
+    def set_table_sizes(self, sizes: Mapping[str, int]) -> None:
+        """Number of keys in each table held by this worker."""
+        for table, size in sizes.items():
+            self.table_entries.labels(self._table(table)).set(size)
+
+    def observe_rebalance(self) -> None:
+        """The consumer group rebalanced (call from the app's on_rebalance_start)."""
+        self.rebalances.inc()
+
+    def set_recovery_state(self, state: str) -> None:
+        """starting → recovering (tables from changelogs) → running → stopping."""
+        if state not in RECOVERY_STATES:
+            raise ValueError(f"recovery state must be one of {RECOVERY_STATES}, got {state!r}")
+        for s in RECOVERY_STATES:
+            self.recovery_state.labels(s).set(1 if s == state else 0)
+
+    # -- exposition -----------------------------------------------------------------------
+    def render(self) -> bytes:
+        """The registry in the Prometheus text exposition format (0.0.4)."""
+        return generate_latest(self.registry)
+
+    def aiohttp_handler(self) -> Callable[[Any], Awaitable[Any]]:
+        """An aiohttp handler for `GET /metrics` (faust's web server is aiohttp):
+        `app.web.web_app.router.add_get("/metrics", metrics.aiohttp_handler())`."""
+        from aiohttp import web
+
+        async def handle_metrics(request: web.Request) -> web.Response:
+            return web.Response(body=self.render(), headers={"Content-Type": CONTENT_TYPE})
+
+        return handle_metrics
+
+    def sample_names(self) -> frozenset[str]:
+        """Every sample name this registry can expose (`_total`, `_bucket`, … included)."""
+        suffixes = {
+            "counter": ("_total", "_created"),
+            "histogram": ("_bucket", "_sum", "_count", "_created"),
+            "summary": ("_sum", "_count", "_created", ""),
+            "info": ("_info",),
+        }
+        names: set[str] = set()
+        for family in self.registry.collect():
+            for suffix in suffixes.get(family.type, ("",)):
+                names.add(family.name + suffix)
+            names.update(s.name for s in family.samples)
+        return frozenset(names)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("stakewatch")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "unknown"

@@ -1,0 +1,407 @@
+"""Prometheus config, rules and their unit tests; Grafana dashboards; the compose stack.
+
+promtool and prometheus come from Debian's `prometheus` package, which `make test` installs
+(infra/debian-packages.txt): these tests fail rather than skip without them. Docker cannot run
+here, so docker-compose.yml and the Dockerfile are checked as data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from streams.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+PROM = ROOT / "infra" / "prometheus"
+GRAFANA = ROOT / "infra" / "grafana"
+DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
+RULE_FILES = sorted((PROM / "rules").glob("*.yml"))
+# Series Prometheus itself attaches to every scrape target.
+PROMETHEUS_BUILTINS = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} not found: `make debian-deps` installs it (infra/debian-packages.txt)"
+    return path
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, f"{args}\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+# -- promtool ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus.local.yml"])
+def test_promtool_accepts_the_scrape_configs(config: str) -> None:
+    out = run(tool("promtool"), "check", "config", PROM / config).stdout
+    assert f"{len(RULE_FILES)} rule files found" in out
+
+
+def test_promtool_accepts_the_rules() -> None:
+    assert len(RULE_FILES) >= 2
+    run(tool("promtool"), "check", "rules", *RULE_FILES)
+
+
+def test_promtool_unit_tests_of_the_alerting_rules_pass() -> None:
+    tests = sorted((PROM / "tests").glob("*.yml"))
+    assert tests
+    run(tool("promtool"), "test", "rules", *tests)
+
+
+def test_every_health_alert_has_a_promtool_test() -> None:
+    alerts = {r["alert"] for r in rules() if "alert" in r}
+    assert {
+        "StakewatchWorkerDown",
+        "StakewatchNoEvents",
+        "StakewatchDeadLetterRateHigh",
+        "StakewatchDeliveryFailures",
+        "StakewatchConsumerLagGrowing",
+    } <= alerts
+    tested = set()
+    for path in (PROM / "tests").glob("*.yml"):
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            tested |= {t["alertname"] for t in case.get("alert_rule_test", [])}
+    assert alerts - tested == set()
+
+
+# -- metric names in PromQL -------------------------------------------------------------------
+
+_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left"}
+_KEYWORDS |= {"group_right", "offset", "bool", "inf", "nan"}
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """Metric names an expression selects (functions, keywords, labels and strings removed)."""
+    s = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expr)
+    s = re.sub(r"\{[^}]*\}", " ", s)  # label matchers
+    s = re.sub(r"\[[^\]]*\]", " ", s)  # ranges, subqueries, $__rate_interval
+    s = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", s)
+    s = re.sub(r"\$\{[^}]*\}|\$\w+", " ", s)  # Grafana variables
+    names = set()
+    for m in re.finditer(r"(?<![\w:.])([A-Za-z_:][\w:]*)(\s*\()?", s):
+        word, call = m.group(1), m.group(2)
+        if not call and word.lower() not in _KEYWORDS:
+            names.add(word)
+    return names
+
+
+def test_the_promql_name_parser_finds_metrics_and_only_metrics() -> None:
+    expr = (
+        'histogram_quantile(0.99, sum by (le, topic) (rate(a_bucket{x="y", z=~"b(c)"}[5m])))'
+        " / on(job) group_left(instance) b:c:rate5m offset 5m > 1e-9"
+        " and sum without (topic) (increase(c_total[$__rate_interval])) or label_replace(d,"
+        ' "n", "$1", "m", "(.*)")'
+    )
+    assert promql_metric_names(expr) == {"a_bucket", "b:c:rate5m", "c_total", "d"}
+
+
+def rules() -> list[dict[str, Any]]:
+    return [
+        r
+        for path in RULE_FILES
+        for g in yaml.safe_load(path.read_text())["groups"]
+        for r in g["rules"]
+    ]
+
+
+def panel_exprs() -> Iterator[tuple[str, str, str]]:
+    def walk(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for p in panels:
+            yield p
+            yield from walk(p.get("panels", []))
+
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        for panel in walk(dashboard["panels"]):
+            for target in panel.get("targets", []):
+                yield path.name, panel["title"], target["expr"]
+
+
+def exported_names() -> set[str]:
+    recorded = {r["record"] for r in rules() if "record" in r}
+    return set(Metrics(CollectorRegistry()).sample_names()) | recorded | PROMETHEUS_BUILTINS
+
+
+def test_every_rule_queries_only_metrics_the_worker_exports() -> None:
+    exported = exported_names()
+    for rule in rules():
+        names = promql_metric_names(rule["expr"])
+        assert names, f"no metric found in {rule['expr']!r}"
+        assert names <= exported, f"{rule.get('alert') or rule.get('record')}: {names - exported}"
+
+
+def test_every_dashboard_panel_queries_only_metrics_the_worker_exports() -> None:
+    exported = exported_names()
+    checked = 0
+    for dashboard, title, expr in panel_exprs():
+        names = promql_metric_names(expr)
+        assert names, f"{dashboard} / {title}: no metric found in {expr!r}"
+        assert names <= exported, f"{dashboard} / {title}: {names - exported}"
+        checked += 1
+    assert checked >= 20
+
+
+# -- Grafana ----------------------------------------------------------------------------------
+
+
+def test_dashboards_are_provisioned_and_use_the_provisioned_datasource() -> None:
+    assert {p.name for p in DASHBOARDS} == {"exposure.json", "operations.json"}
+    (source,) = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"]
+    assert source["type"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090"
+    (provider,) = yaml.safe_load(
+        (GRAFANA / "provisioning" / "dashboards" / "stakewatch.yml").read_text()
+    )["providers"]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    uids = set()
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        uids.add(dashboard["uid"])
+        ids = [p["id"] for p in dashboard["panels"]]
+        assert len(ids) == len(set(ids)), f"{path.name}: duplicate panel ids"
+        for panel in dashboard["panels"]:
+            if panel["type"] == "row":
+                continue
+            assert panel["targets"], f"{path.name} / {panel['title']}: no query"
+            for ds in [panel["datasource"], *(t["datasource"] for t in panel["targets"])]:
+                assert ds == {"type": "prometheus", "uid": source["uid"]}
+    assert len(uids) == len(DASHBOARDS)
+
+
+def test_the_dashboards_have_the_panels_operators_need() -> None:
+    titles = {
+        path.name: {p["title"] for p in json.loads(path.read_text())["panels"]}
+        for path in DASHBOARDS
+    }
+    assert {
+        "Open conflicts by severity",
+        "Spend at risk by rival",
+        "Spend at risk by client",
+        "Top conflicts",
+        "Stake changes over time (top conflicts)",
+    } <= titles["exposure.json"]
+    assert {
+        "Throughput by topic and outcome",
+        "Processing latency (record timestamp → applied)",
+        "Consumer lag by topic",
+        "Dead letters by reason",
+        "Deliveries by receiver and outcome",
+        "Delivery queue depth",
+    } <= titles["operations.json"]
+
+
+# -- docker compose and the image (validated as data: Docker cannot run here) ------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_runs_kafka_in_kraft_mode_with_one_node(compose: dict[str, Any]) -> None:
+    kafka = compose["services"]["kafka"]
+    assert re.fullmatch(r"apache/kafka:3\.9\.\d+", kafka["image"])
+    env = kafka["environment"]
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
+    assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 1
+    assert "healthcheck" in kafka
+
+
+def test_compose_creates_topics_before_the_worker_starts(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["topics"]["command"] == ["topics", "create"]
+    assert services["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    worker = services["worker"]
+    assert worker["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
+    for name in ("topics", "worker"):
+        assert services[name]["environment"]["STAKEWATCH_BROKER"] == "kafka://kafka:9092"
+        assert services[name]["build"] == "."
+
+
+def test_compose_worker_serves_metrics_where_prometheus_scrapes(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    command = worker["command"]
+    port = command[command.index("--web-port") + 1]
+    assert command[0] == "worker"
+    assert f"{port}:{port}" in worker["ports"]
+    assert "/metrics" in " ".join(worker["healthcheck"]["test"])
+    config = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["static_configs"][0]["targets"] == [f"worker:{port}"]
+    local = yaml.safe_load((PROM / "prometheus.local.yml").read_text())
+    assert local["scrape_configs"][0]["static_configs"][0]["targets"] == [f"localhost:{port}"]
+
+
+def test_compose_mounts_the_repos_prometheus_and_grafana_config(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    prometheus, grafana = services["prometheus"], services["grafana"]
+    assert "./infra/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    assert "9090:9090" in prometheus["ports"]
+    assert "./infra/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
+    assert "./infra/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana["volumes"]
+    assert "3000:3000" in grafana["ports"]
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    for name in ("kafka", "worker", "prometheus", "grafana"):
+        assert "healthcheck" in services[name], name
+    # Every bind mount of the default profile points at something in the repo.
+    for name, service in services.items():
+        if service.get("profiles"):
+            continue
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name}: {source} missing"
+
+
+def test_the_image_runs_the_worker_as_a_non_root_user() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, re.MULTILINE)
+    (user,) = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE)
+    assert user.split(":")[0] not in {"root", "0"}
+    (cmd,) = re.findall(r"^CMD\s+(\[.*\])", dockerfile, re.MULTILINE)
+    (entrypoint,) = re.findall(r"^ENTRYPOINT\s+(\[.*\])", dockerfile, re.MULTILINE)
+    assert json.loads(entrypoint) + json.loads(cmd) == [
+        "stakewatch",
+        "worker",
+        "--web-port",
+        "6066",
+    ]
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".git", "tests", ".stakewatch"} <= set(ignored)
+
+
+def test_prometheus_is_installed_by_the_test_entry_point() -> None:
+    packages = (ROOT / "infra" / "debian-packages.txt").read_text().split()
+    assert "prometheus" in packages
+
+
+# -- a real scrape ----------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with contextlib.closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _query(session: aiohttp.ClientSession, base: str, promql: str) -> list[dict[str, Any]]:
+    async with session.get(f"{base}/api/v1/query", params={"query": promql}) as response:
+        body = await response.json()
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+async def test_a_real_prometheus_scrapes_the_endpoint_and_evaluates_the_rules(
+    tmp_path: Path,
+) -> None:
+    metrics = Metrics(CollectorRegistry())
+    metrics.observe_applied("stakewatch.ownership", "ownership.stake", 0.03)
+    metrics.set_conflicts(
+        [
+            {
+                "client": "google",
+                "vendor": "scale-ai",
+                "rival": "meta",
+                "severity": "critical",
+                "stake": 49.0,
+                "pending": True,
+                "spend_365d": 150e6,
+            }
+        ]
+    )
+    app = web.Application()
+    app.router.add_get("/metrics", metrics.aiohttp_handler())
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    worker_port = runner.addresses[0][1]
+
+    prom_port = _free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(PROM / "rules" / "*.yml")],
+                "scrape_configs": [
+                    {
+                        "job_name": "stakewatch",
+                        "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"]}],
+                    }
+                ],
+            }
+        )
+    )
+    log = (tmp_path / "prometheus.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        tool("prometheus"),
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'data'}",
+        f"--web.listen-address=127.0.0.1:{prom_port}",
+        stdout=log,
+        stderr=log,
+    )
+    base = f"http://127.0.0.1:{prom_port}"
+    wanted = {
+        'up{job="stakewatch"}': 1,
+        'stakewatch_open_conflicts{severity="critical"}': 1,
+        'stakewatch:open_conflicts:sum{severity="critical"}': 1,
+        'stakewatch:rival_spend_at_risk_usd:sum{rival="meta"}': 150e6,
+        'stakewatch_events_consumed_total{outcome="applied"}': 1,
+    }
+    seen: dict[str, float] = {}
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            for _ in range(120):
+                if proc.returncode is not None:
+                    break
+                with contextlib.suppress(aiohttp.ClientError, AssertionError):
+                    for promql in wanted:
+                        result = await _query(session, base, promql)
+                        if result:
+                            seen[promql] = float(result[0]["value"][1])
+                if seen.keys() == wanted.keys():
+                    break
+                await asyncio.sleep(0.5)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        log.close()
+        await runner.cleanup()
+    output = (tmp_path / "prometheus.log").read_text(errors="replace")[-3000:]
+    assert seen == wanted, output
