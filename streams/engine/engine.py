@@ -255,17 +255,21 @@ class Engine:
 
     def _refresh_exposure(self, root: str, dirty: _Dirty) -> None:
         """Recompute one entity's exposure and mark the conflicts it can have changed."""
-        self._drop_exposure(root)
+        old = self._drop_exposure(root)
         rivals = self.rivals.get(root)
         if not rivals:
             return
         new = self._exposure(root)
         threshold = self.config.threshold
-        vendors = {self.open[k].vendor for k in self.open_by_rival.get(root, ())}
-        vendors.update(v for v in new.paths if round(new.stake(v), 9) >= threshold)
-        for vendor in vendors:
+        for vendor in old.stakes.keys() | new.stakes.keys() if old else new.stakes:
+            before = _facts(old, vendor) if old else None
+            after = _facts(new, vendor)
+            if before == after or max(before[0] if before else 0, after[0]) < threshold:
+                continue  # nothing a conflict depends on moved, or no conflict either way
+            clients = self.rel.clients_of(vendor)
             for client in rivals:
-                dirty.triples.add((client, vendor, root))
+                if client in clients:
+                    dirty.triples.add((client, vendor, root))
 
     def _forget_unwatched(self) -> None:
         for root in [r for r in self._exposures if r not in self.rivals]:
@@ -384,6 +388,15 @@ class Engine:
         engine = cls(config)
         engine.__dict__.update(state)
         return engine
+
+
+def _facts(exposure: Exposure, vendor: str) -> tuple[float, bool, float]:
+    """What a conflict's existence and severity read from one exposure."""
+    return (
+        round(exposure.stake(vendor), 9),
+        vendor in exposure.controlled,
+        round(exposure.held_stake(vendor), 9),
+    )
 
 
 _HANDLERS = {

@@ -36,15 +36,13 @@ class Exposure:
     """Everything one entity R reaches: stakes and paths per target, control, and what was read."""
 
     paths: dict[str, list[tuple[float, Path]]] = field(default_factory=dict)
+    stakes: dict[str, float] = field(default_factory=dict)
     held_stakes: dict[str, float] | None = None  # None: held graph equals effective here
     controlled: frozenset[str] = frozenset()
     touched: frozenset[str] = frozenset()  # entities whose out-holdings this result read
 
     def stake(self, target: str) -> float:
-        paths = self.paths.get(target)
-        if not paths:
-            return 0.0
-        return min(100.0, math.fsum(s for s, _ in paths))
+        return self.stakes.get(target, 0.0)
 
     def held_stake(self, target: str) -> float:
         if self.held_stakes is None:
@@ -117,7 +115,8 @@ class OwnershipGraph:
                 v: min(100.0, math.fsum(s for s, _ in ps)) for v, ps in held_paths.items()
             }
         controlled = self.controlled_by(root)
-        return Exposure(paths, held_stakes, controlled, frozenset(touched | controlled))
+        stakes = {v: min(100.0, math.fsum(s for s, _ in ps)) for v, ps in paths.items()}
+        return Exposure(paths, stakes, held_stakes, controlled, frozenset(touched | controlled))
 
     def _paths(
         self, root: str, out: dict[str, dict[str, float]]
