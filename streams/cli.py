@@ -86,6 +86,32 @@ def demo(
     run_demo(pace=pace)
 
 
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="Smaller sizes (CI).")] = False,
+    engine: Annotated[bool, typer.Option("--engine", help="Engine figures only.")] = False,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write figures here.")] = None,
+) -> None:
+    """Measure and print the figures (worker figures arrive with the streaming worker)."""
+    from rich.table import Table
+
+    from streams.bench import engine_figures
+
+    out = Console()
+    doc = engine_figures(quick, progress=lambda msg: err.print(f"[dim]… {msg}[/dim]"))
+    table = Table(title="stakewatch bench" + (" --quick" if quick else ""))
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in doc["figures"].items():
+        table.add_row(name, f"{value:,}")
+    out.print(table)
+    for size, fig in doc["details"]["ownership_event"].items():
+        out.print(f"ownership event on {int(size):,} entities: {fig['params']}", highlight=False)
+    out.print(f"engine stream: {doc['details']['engine_throughput']['params']}", highlight=False)
+    if json_path:
+        json_path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+
+
 def _print_summary(summary: dict) -> None:
     reasons = ", ".join(f"{k} {v}" for k, v in summary["rejected_by_reason"].items()) or "none"
     err.print(

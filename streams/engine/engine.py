@@ -140,7 +140,9 @@ class Engine:
             if event.data.contract_id in self.rel.contracts:
                 return Rejection("contract_exists", f"contract {event.data.contract_id!r} exists")
             return None
-        cid = getattr(event.data, "contract_id", None)
+        if not isinstance(event, ContractAmended | ContractTerminated | SpendRecorded):
+            return None
+        cid = event.data.contract_id
         if cid is None:
             return None
         contract = self.rel.contracts.get(cid)
@@ -272,8 +274,10 @@ class Engine:
                     dirty.triples.add((client, vendor, root))
 
     def _forget_unwatched(self) -> None:
-        for root in [r for r in self._exposures if r not in self.rivals]:
-            self._drop_exposure(root)
+        """Drop exposures computed for entities that have (or no longer have) no rival."""
+        if len(self._exposures) > len(self.rivals):
+            for root in [r for r in self._exposures if r not in self.rivals]:
+                self._drop_exposure(root)
 
     # -- evaluation -----------------------------------------------------------------------
 

@@ -40,12 +40,23 @@ def decode(raw: bytes) -> Event | Rejection:
     return _same_party(event) or event
 
 
+_PARTIES = {
+    "ownership.stake": ("owner", "asset"),
+    "contract.signed": ("client", "vendor"),
+    "spend.recorded": ("client", "vendor"),
+    "rivalry.declared": ("a", "b"),
+    "rivalry.withdrawn": ("a", "b"),
+}
+
+
 def _same_party(event: Event) -> Rejection | None:
-    data = event.data
-    for left, right in (("owner", "asset"), ("client", "vendor"), ("a", "b")):
-        a, b = getattr(data, left, None), getattr(data, right, None)
-        if a is not None and a == b:
-            return Rejection("same_party", f"{left} and {right} are both {a!r}")
+    fields = _PARTIES.get(event.type)
+    if fields is None:
+        return None
+    left, right = fields
+    a = getattr(event.data, left)
+    if a == getattr(event.data, right):
+        return Rejection("same_party", f"{left} and {right} are both {a!r}")
     return None
 
 
