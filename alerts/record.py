@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from streams.engine.config import DEFAULT_SENSITIVE
+
 __all__ = [
     "SENSITIVE_DATA_CLASSES",
     "SEVERITIES",
@@ -27,16 +29,7 @@ Severity = Literal["critical", "high", "warning"]
 #: Severities from most to least urgent.
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "warning")
 #: SPEC §1 default set of sensitive data classes (receivers take their own set).
-SENSITIVE_DATA_CLASSES: frozenset[str] = frozenset(
-    {
-        "prototypes",
-        "internal_documents",
-        "confidential_data",
-        "model_weights",
-        "source_code",
-        "user_data",
-    }
-)
+SENSITIVE_DATA_CLASSES: frozenset[str] = DEFAULT_SENSITIVE
 
 _SLUG = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 EntityId = Annotated[str, Field(pattern=_SLUG)]

@@ -38,6 +38,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
+from streams.events.models import EVENT_TYPES as _EVENT_TYPES
+
 __all__ = [
     "CONTENT_TYPE",
     "DEAD_LETTER_REASONS",
@@ -60,18 +62,7 @@ OTHER: Final = "_other"
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 MAX_WATCH: Final = 200
 
-# Kept literal (not imported from streams.events) so that the label contract is visible here;
-# tests/unit/test_metrics.py checks it against streams.events.EVENT_TYPES.
-EVENT_TYPES: Final = (
-    "ownership.stake",
-    "contract.signed",
-    "contract.amended",
-    "contract.terminated",
-    "spend.recorded",
-    "rivalry.declared",
-    "rivalry.withdrawn",
-    "entity.registered",
-)
+EVENT_TYPES: Final = _EVENT_TYPES
 EVENT_OUTCOMES: Final = ("applied", "rejected", "duplicate", "redelivered")
 DEAD_LETTER_REASONS: Final = (
     "too_large",
