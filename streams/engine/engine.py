@@ -11,10 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import pickle
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streams.engine.config import EngineConfig, Facts
-from streams.engine.ownership import Exposure, OwnershipGraph
+from streams.engine.ownership import Change, Exposure, OwnershipGraph
 from streams.engine.records import AlertRecord, format_time
 from streams.engine.relationships import DAY_US, Contract, Relationships
 from streams.events import (
@@ -161,10 +162,11 @@ class Engine:
 
     def _on_stake(self, e: OwnershipStake, t: int, dirty: _Dirty) -> None:
         d = e.data
-        if not self.graph.apply(d.owner, d.asset, d.percent, d.status, t, e.id):
+        change = self.graph.apply(d.owner, d.asset, d.percent, d.status, t, e.id)
+        if change is None:
             return
         for root in sorted(self._readers.get(d.owner, ())):
-            self._refresh_exposure(root, dirty)
+            self._refresh_exposure(root, change, dirty)
 
     def _on_signed(self, e: ContractSigned, t: int, dirty: _Dirty) -> None:
         d = e.data
@@ -255,18 +257,27 @@ class Engine:
                     del self._readers[entity]
         return old
 
-    def _refresh_exposure(self, root: str, dirty: _Dirty) -> None:
-        """Recompute one entity's exposure and mark the conflicts it can have changed."""
-        old = self._drop_exposure(root)
+    def _refresh_exposure(self, root: str, change: Change, dirty: _Dirty) -> None:
+        """Bring one rival's exposure up to date and mark the conflicts it can have changed."""
         rivals = self.rivals.get(root)
-        if not rivals:
+        old = self._exposures.get(root)
+        if not rivals or old is None:
+            self._drop_exposure(root)
             return
-        new = self._exposure(root)
+        result = self.graph.update(old, root, change)
+        if result is None:  # the held graph diverged: recompute from scratch
+            self._drop_exposure(root)
+            new = self._exposure(root)
+            candidates: Iterable[str] = old.stakes.keys() | new.stakes.keys()
+        else:
+            new, candidates = result
+            self._exposures[root] = new
+            for entity in new.touched - old.touched:
+                self._readers.setdefault(entity, set()).add(root)
         threshold = self.config.threshold
-        for vendor in old.stakes.keys() | new.stakes.keys() if old else new.stakes:
-            before = _facts(old, vendor) if old else None
-            after = _facts(new, vendor)
-            if before == after or max(before[0] if before else 0, after[0]) < threshold:
+        for vendor in candidates:
+            before, after = _facts(old, vendor), _facts(new, vendor)
+            if before == after or max(before[0], after[0]) < threshold:
                 continue  # nothing a conflict depends on moved, or no conflict either way
             clients = self.rel.clients_of(vendor)
             for client in rivals:
@@ -347,7 +358,8 @@ class Engine:
         now = self.watermark
         assert now is not None
         exposure = self._exposure(rival)
-        paths = sorted(exposure.paths.get(vendor, ()), key=lambda sp: (-sp[0], sp[1]))
+        shown = ((round(s, 6), p) for s, p in exposure.paths.get(vendor, ()))
+        paths = sorted(shown, key=lambda sp: (-sp[0], sp[1]))
         contracts = self.rel.active_contracts(client, vendor, now)
         return AlertRecord(
             dedup_key=key,
@@ -359,7 +371,7 @@ class Engine:
             stake=round(exposure.stake(vendor), 6),
             controlled=vendor in exposure.controlled,
             pending=round(exposure.held_stake(vendor), 9) < self.config.threshold,
-            paths=tuple((p, round(s, 6)) for s, p in paths),
+            paths=tuple((p, s) for s, p in paths),
             active_contracts=tuple(c.contract_id for c in contracts),
             data_classes=tuple(sorted({dc for c in contracts for dc in c.data_classes})),
             spend_365d=round(self.rel.spend_365d(client, vendor, now), 2),

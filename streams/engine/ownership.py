@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["Exposure", "Holding", "OwnershipGraph", "Path"]
+__all__ = ["Change", "Exposure", "Holding", "OwnershipGraph", "Path"]
 
 Path = tuple[str, ...]
 
@@ -29,6 +29,18 @@ class Holding:
     @property
     def effective(self) -> float | None:
         return self.pending if self.pending is not None else self.held
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One holding's effective and held values before and after an event."""
+
+    owner: str
+    asset: str
+    eff_before: float | None
+    eff_after: float | None
+    held_before: float | None
+    held_after: float | None
 
 
 @dataclass(slots=True)
@@ -67,12 +79,15 @@ class OwnershipGraph:
         h = self.holdings.get((owner, asset))
         return None if h is None else h.last_time
 
-    def apply(self, owner: str, asset: str, percent: float, status: str, time: int, eid: str):
-        """Apply one validated, non-stale ownership event. Returns True if any value changed."""
+    def apply(
+        self, owner: str, asset: str, percent: float, status: str, time: int, eid: str
+    ) -> Change | None:
+        """Apply one validated, non-stale ownership event; the change, if any value moved."""
         h = self.holdings.get((owner, asset))
         if h is None:
             h = self.holdings[(owner, asset)] = Holding()
         before = (h.held, h.pending)
+        eff_before = h.effective
         had_pending = h.pending is not None
         if status == "announced":
             h.pending, h.pending_event = percent, eid
@@ -85,11 +100,11 @@ class OwnershipGraph:
         h.last_time = time
         self.pending_count += (h.pending is not None) - had_pending
         if (h.held, h.pending) == before:
-            return False
+            return None
         self._set(self.out_eff, owner, asset, h.effective)
         self._set(self.in_eff, asset, owner, h.effective)
         self._set(self.out_held, owner, asset, h.held)
-        return True
+        return Change(owner, asset, eff_before, h.effective, before[0], h.held)
 
     @staticmethod
     def _set(adj: dict[str, dict[str, float]], a: str, b: str, value: float | None) -> None:
@@ -122,15 +137,31 @@ class OwnershipGraph:
         self, root: str, out: dict[str, dict[str, float]]
     ) -> tuple[dict[str, list[tuple[float, Path]]], set[str]]:
         """All simple paths from root whose running stake stays at or above the floor."""
-        floor = self.path_floor
         found: dict[str, list[tuple[float, Path]]] = {}
         touched = {root}
-        on_path = {root}
-        path = [root]
+        self._walk([root], None, out, found, touched)
+        return found, touched
 
-        def walk(node: str, stake: float | None) -> None:
-            for nxt, pct in out.get(node, {}).items():
-                if nxt in on_path:
+    def _walk(
+        self,
+        path: list[str],
+        stake: float | None,
+        out: dict[str, dict[str, float]],
+        found: dict[str, list[tuple[float, Path]]],
+        touched: set[str],
+        first: tuple[str, float | None] | None = None,
+    ) -> None:
+        """Extend `path` (running stake `stake`) by every simple continuation above the floor.
+
+        `first`, when given, fixes the first step: (asset, its percentage) — used to follow
+        one holding with a value other than the graph's (the value before a change).
+        """
+        floor = self.path_floor
+        on_path = set(path)
+
+        def walk(node: str, stake: float | None, steps) -> None:
+            for nxt, pct in steps:
+                if nxt in on_path or pct is None or pct <= 0:
                     continue
                 s = pct if stake is None else stake * pct / 100
                 if s < floor:
@@ -139,12 +170,74 @@ class OwnershipGraph:
                 on_path.add(nxt)
                 found.setdefault(nxt, []).append((s, tuple(path)))
                 touched.add(nxt)
-                walk(nxt, s)
+                walk(nxt, s, out.get(nxt, {}).items())
                 on_path.discard(nxt)
                 path.pop()
 
-        walk(root, None)
-        return found, touched
+        steps = [first] if first is not None else out.get(path[-1], {}).items()
+        walk(path[-1], stake, steps)
+
+    def update(self, exp: Exposure, root: str, ch: Change) -> tuple[Exposure, set[str]] | None:
+        """Re-derive `exp` after one holding changed, following only paths through it.
+
+        Returns the new exposure and the targets whose figures may have moved, or None when
+        the held graph diverges in a way only a full recomputation can follow.
+        """
+        held_same_as_eff = ch.eff_before == ch.held_before and ch.eff_after == ch.held_after
+        held_changed = ch.held_before != ch.held_after
+        if held_changed and not (
+            exp.held_stakes is None and held_same_as_eff and not self.pending_count
+        ):
+            return None  # the held graph moved where it may differ from the effective one
+        if ch.owner == root:
+            prefixes: list[tuple[float | None, Path]] = [(None, (root,))]
+        else:
+            prefixes = list(exp.paths.get(ch.owner, ()))  # type: ignore[arg-type]
+        old_through: dict[str, list[tuple[float, Path]]] = {}
+        new_through: dict[str, list[tuple[float, Path]]] = {}
+        touched = set(exp.touched)
+        scratch: set[str] = set()
+        for stake, prefix in prefixes:
+            self._walk(
+                list(prefix),
+                stake,
+                self.out_eff,
+                old_through,
+                scratch,
+                first=(ch.asset, ch.eff_before),
+            )
+            self._walk(
+                list(prefix),
+                stake,
+                self.out_eff,
+                new_through,
+                touched,
+                first=(ch.asset, ch.eff_after),
+            )
+        targets = old_through.keys() | new_through.keys()
+        paths = dict(exp.paths)
+        stakes = dict(exp.stakes)
+        for target in targets:
+            gone = {p for _, p in old_through.get(target, ())}
+            kept = [sp for sp in paths.get(target, ()) if sp[1] not in gone]
+            kept.extend(new_through.get(target, ()))
+            if kept:
+                paths[target] = kept
+                stakes[target] = min(100.0, math.fsum(s for s, _ in kept))
+            else:
+                paths.pop(target, None)
+                stakes.pop(target, None)
+        held_stakes = exp.held_stakes
+        if not held_changed and held_stakes is None:
+            held_stakes = exp.stakes  # held graph was the effective one, and did not move
+        controlled = exp.controlled
+        changed = set(targets)
+        if ch.owner in controlled:
+            controlled = self.controlled_by(root)
+            changed |= controlled ^ exp.controlled
+            touched |= controlled
+        new = Exposure(paths, stakes, held_stakes, controlled, frozenset(touched))
+        return new, changed
 
     def controlled_by(self, root: str) -> frozenset[str]:
         """Entities `root` controls: itself, and any X held > 50 % by controlled entities."""
