@@ -92,6 +92,7 @@ def generate(p: StreamParams) -> Iterator[bytes]:
     yield from header[: p.events]
     contracts: list[tuple[str, str, str]] = []
     live: list[int] = []
+    pool = _holding_pool(rng, labs, funds, vendors)
     for _ in range(p.events - min(len(header), p.events)):
         n += 1
         t += step * rng.uniform(0.5, 1.5)
@@ -131,14 +132,13 @@ def generate(p: StreamParams) -> Iterator[bytes]:
                 data["ends_on"] = (t + dt.timedelta(days=rng.randrange(30, 720))).date().isoformat()
             yield _event(n, "contract.signed", t, data, source=f"/erp/{client}")
         else:
-            # labs hold funds and vendors; funds hold vendors and, rarely, smaller funds
-            # (fund index order keeps fund-of-fund chains acyclic, as real cap tables are)
-            owner = rng.choice(labs) if rng.random() < 0.4 else rng.choice(funds)
-            asset = rng.choice(vendors)
-            if rng.random() < 0.05:
-                lo = int(owner[5:]) + 1 if owner.startswith("fund-") else 0
-                if lo < len(funds):
-                    asset = funds[rng.randrange(lo, len(funds))]
+            # a cap table changes far more often than it grows: most events re-price a
+            # holding from a fixed pool (see _holding_pool), a few add a fresh one
+            if rng.random() < 0.9:
+                owner, asset = pool[rng.randrange(len(pool))]
+            else:
+                owner, asset = rng.choice(labs + funds), rng.choice(vendors)
+                pool.append((owner, asset))
             status = rng.choices(("closed", "announced", "cancelled"), (6, 3, 1))[0]
             percent = 0 if rng.random() < 0.1 else round(rng.uniform(1, 60), 1)
             yield _event(
@@ -148,6 +148,25 @@ def generate(p: StreamParams) -> Iterator[bytes]:
                 {"owner": owner, "asset": asset, "percent": percent, "status": status},
                 source="/feeds/filings",
             )
+
+
+def _holding_pool(
+    rng: random.Random, labs: list[str], funds: list[str], vendors: list[str]
+) -> list[tuple[str, str]]:
+    """Who may hold whom: each vendor has one to three investors (funds mostly, some labs);
+    each lab backs a few funds; a fifth of the funds hold one smaller fund (index order keeps
+    fund-of-fund chains acyclic, as real cap tables are)."""
+    pool = []
+    for vendor in vendors:
+        for _ in range(rng.randrange(1, 4)):
+            owner = rng.choice(labs) if rng.random() < 0.15 else rng.choice(funds)
+            pool.append((owner, vendor))
+    for lab in labs:
+        pool.extend((lab, rng.choice(funds)) for _ in range(3))
+    for i, fund in enumerate(funds[:-1]):
+        if rng.random() < 0.2:
+            pool.append((fund, funds[rng.randrange(i + 1, len(funds))]))
+    return pool
 
 
 def ownership_graph(entities: int, holdings: int, seed: int = 11) -> Iterator[bytes]:
