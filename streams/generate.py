@@ -15,18 +15,11 @@ from dataclasses import dataclass
 
 import orjson
 
+from streams.engine.config import DEFAULT_SENSITIVE
+
 __all__ = ["StreamParams", "generate", "ownership_graph"]
 
-CLASSES = (
-    "prototypes",
-    "internal_documents",
-    "confidential_data",
-    "model_weights",
-    "source_code",
-    "user_data",
-    "public_data",
-    "synthetic_data",
-)
+CLASSES = (*sorted(DEFAULT_SENSITIVE), "public_data", "synthetic_data")
 CATEGORIES = ("data-labeling", "compute", "evaluation", "red-teaming", "annotation-tools")
 
 
