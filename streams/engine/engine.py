@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import pickle
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streams.engine.config import EngineConfig, Facts
@@ -264,16 +263,10 @@ class Engine:
         if not rivals or old is None:
             self._drop_exposure(root)
             return
-        result = self.graph.update(old, root, change)
-        if result is None:  # the held graph diverged: recompute from scratch
-            self._drop_exposure(root)
-            new = self._exposure(root)
-            candidates: Iterable[str] = old.stakes.keys() | new.stakes.keys()
-        else:
-            new, candidates = result
-            self._exposures[root] = new
-            for entity in new.touched - old.touched:
-                self._readers.setdefault(entity, set()).add(root)
+        new, candidates = self.graph.update(old, root, change)
+        self._exposures[root] = new
+        for entity in new.touched - old.touched:
+            self._readers.setdefault(entity, set()).add(root)
         threshold = self.config.threshold
         for vendor in candidates:
             before, after = _facts(old, vendor), _facts(new, vendor)

@@ -50,6 +50,7 @@ class Exposure:
     paths: dict[str, list[tuple[float, Path]]] = field(default_factory=dict)
     stakes: dict[str, float] = field(default_factory=dict)
     held_stakes: dict[str, float] | None = None  # None: held graph equals effective here
+    held_paths: dict[str, list[tuple[float, Path]]] | None = None
     controlled: frozenset[str] = frozenset()
     touched: frozenset[str] = frozenset()  # entities whose out-holdings this result read
 
@@ -60,6 +61,10 @@ class Exposure:
         if self.held_stakes is None:
             return self.stake(target)
         return self.held_stakes.get(target, 0.0)
+
+
+def _stakes(paths: dict[str, list[tuple[float, Path]]]) -> dict[str, float]:
+    return {v: min(100.0, math.fsum(s for s, _ in ps)) for v, ps in paths.items()}
 
 
 class OwnershipGraph:
@@ -122,16 +127,20 @@ class OwnershipGraph:
     def exposure(self, root: str) -> Exposure:
         """Effective stakes of `root` in everything it reaches, with paths and control."""
         paths, touched = self._paths(root, self.out_eff)
-        held_stakes = None
+        held_stakes = held_paths = None
         if self.pending_count:
             held_paths, held_touched = self._paths(root, self.out_held)
             touched |= held_touched
-            held_stakes = {
-                v: min(100.0, math.fsum(s for s, _ in ps)) for v, ps in held_paths.items()
-            }
+            held_stakes = _stakes(held_paths)
         controlled = self.controlled_by(root)
-        stakes = {v: min(100.0, math.fsum(s for s, _ in ps)) for v, ps in paths.items()}
-        return Exposure(paths, stakes, held_stakes, controlled, frozenset(touched | controlled))
+        return Exposure(
+            paths,
+            _stakes(paths),
+            held_stakes,
+            held_paths,
+            controlled,
+            frozenset(touched | controlled),
+        )
 
     def _paths(
         self, root: str, out: dict[str, dict[str, float]]
@@ -177,46 +186,68 @@ class OwnershipGraph:
         steps = [first] if first is not None else out.get(path[-1], {}).items()
         walk(path[-1], stake, steps)
 
-    def update(self, exp: Exposure, root: str, ch: Change) -> tuple[Exposure, set[str]] | None:
+    def update(self, exp: Exposure, root: str, ch: Change) -> tuple[Exposure, set[str]]:
         """Re-derive `exp` after one holding changed, following only paths through it.
 
-        Returns the new exposure and the targets whose figures may have moved, or None when
-        the held graph diverges in a way only a full recomputation can follow.
+        Paths that reach the owner cannot use the changed holding (the owner would appear
+        twice), so they are the fixed prefixes; only their continuations through the holding
+        are enumerated again, with the old and with the new value. The held graph is
+        followed the same way; where it was equal to the effective one (`held_paths` None),
+        the effective paths before the change stand in for it.
         """
-        held_same_as_eff = ch.eff_before == ch.held_before and ch.eff_after == ch.held_after
-        held_changed = ch.held_before != ch.held_after
-        if held_changed and not (
-            exp.held_stakes is None and held_same_as_eff and not self.pending_count
-        ):
-            return None  # the held graph moved where it may differ from the effective one
-        if ch.owner == root:
+        touched = set(exp.touched)
+        paths, stakes, targets = self._retarget(
+            exp.paths,
+            exp.stakes,
+            root,
+            ch.owner,
+            ch.asset,
+            ch.eff_before,
+            ch.eff_after,
+            self.out_eff,
+            touched,
+        )
+        held_paths, held_stakes = exp.held_paths, exp.held_stakes
+        if not self.pending_count:
+            held_paths = held_stakes = None  # no announcement anywhere: one graph
+        else:
+            if held_paths is None:
+                held_paths, held_stakes = exp.paths, exp.stakes  # held == effective before
+            if ch.held_before != ch.held_after:
+                held_paths, held_stakes, held_targets = self._retarget(
+                    held_paths,
+                    held_stakes or {},
+                    root,
+                    ch.owner,
+                    ch.asset,
+                    ch.held_before,
+                    ch.held_after,
+                    self.out_held,
+                    touched,
+                )
+                targets |= held_targets
+        controlled = exp.controlled
+        if ch.owner in controlled:
+            controlled = self.controlled_by(root)
+            targets |= controlled ^ exp.controlled
+            touched |= controlled
+        new = Exposure(paths, stakes, held_stakes, held_paths, controlled, frozenset(touched))
+        return new, targets
+
+    def _retarget(self, paths, stakes, root, owner, asset, before, after, out, touched):
+        """Swap the paths through (owner, asset) at value `before` for those at `after`."""
+        if owner == root:
             prefixes: list[tuple[float | None, Path]] = [(None, (root,))]
         else:
-            prefixes = list(exp.paths.get(ch.owner, ()))  # type: ignore[arg-type]
+            prefixes = list(paths.get(owner, ()))  # type: ignore[arg-type]
         old_through: dict[str, list[tuple[float, Path]]] = {}
         new_through: dict[str, list[tuple[float, Path]]] = {}
-        touched = set(exp.touched)
         scratch: set[str] = set()
         for stake, prefix in prefixes:
-            self._walk(
-                list(prefix),
-                stake,
-                self.out_eff,
-                old_through,
-                scratch,
-                first=(ch.asset, ch.eff_before),
-            )
-            self._walk(
-                list(prefix),
-                stake,
-                self.out_eff,
-                new_through,
-                touched,
-                first=(ch.asset, ch.eff_after),
-            )
+            self._walk(list(prefix), stake, out, old_through, scratch, first=(asset, before))
+            self._walk(list(prefix), stake, out, new_through, touched, first=(asset, after))
         targets = old_through.keys() | new_through.keys()
-        paths = dict(exp.paths)
-        stakes = dict(exp.stakes)
+        paths, stakes = dict(paths), dict(stakes)
         for target in targets:
             gone = {p for _, p in old_through.get(target, ())}
             kept = [sp for sp in paths.get(target, ()) if sp[1] not in gone]
@@ -227,17 +258,7 @@ class OwnershipGraph:
             else:
                 paths.pop(target, None)
                 stakes.pop(target, None)
-        held_stakes = exp.held_stakes
-        if not held_changed and held_stakes is None:
-            held_stakes = exp.stakes  # held graph was the effective one, and did not move
-        controlled = exp.controlled
-        changed = set(targets)
-        if ch.owner in controlled:
-            controlled = self.controlled_by(root)
-            changed |= controlled ^ exp.controlled
-            touched |= controlled
-        new = Exposure(paths, stakes, held_stakes, controlled, frozenset(touched))
-        return new, changed
+        return paths, stakes, set(targets)
 
     def controlled_by(self, root: str) -> frozenset[str]:
         """Entities `root` controls: itself, and any X held > 50 % by controlled entities."""
