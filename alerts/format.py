@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from alerts.record import SENSITIVE_DATA_CLASSES, AlertRecord, OwnershipPath
+from streams.engine.config import DEFAULT_THRESHOLD
 
 __all__ = [
     "format_money",
@@ -21,8 +22,6 @@ __all__ = [
     "sensitive",
     "summary",
 ]
-
-DEFAULT_THRESHOLD = 10.0
 
 
 def format_percent(value: float) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -13,7 +13,7 @@ import orjson
 from streams.engine import AlertRecord, Engine
 from streams.events import Rejection
 
-__all__ = ["BacktestSummary", "dead_letter_line", "iter_lines", "run_backtest"]
+__all__ = ["BacktestSummary", "dead_letter_line", "iter_lines", "run_backtest", "write_record"]
 
 
 @dataclass(slots=True)
@@ -55,7 +55,7 @@ def dead_letter_line(raw: bytes, rejection: Rejection, **where: object) -> bytes
 def run_backtest(
     engine: Engine,
     lines: Iterable[tuple[int, bytes]],
-    emit: callable,  # type: ignore[valid-type]
+    emit: Callable[[AlertRecord], None],
     dead_letter: BinaryIO | None = None,
 ) -> BacktestSummary:
     """Apply every line in order; `emit(record)` for each alert record, in SPEC order."""
@@ -80,7 +80,7 @@ def run_backtest(
     return summary
 
 
-def write_record(out: BinaryIO) -> callable:  # type: ignore[valid-type]
+def write_record(out: BinaryIO) -> Callable[[AlertRecord], None]:
     def emit(record: AlertRecord) -> None:
         out.write(record.to_json() + b"\n")
 

@@ -21,6 +21,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_SENSITIVE",
+    "DEFAULT_THRESHOLD",
     "SEVERITIES",
     "ConfigError",
     "EngineConfig",
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 SEVERITIES = ("critical", "high", "warning")
+DEFAULT_THRESHOLD = 10.0
 DEFAULT_SENSITIVE = frozenset(
     {
         "prototypes",
@@ -132,7 +134,7 @@ class SeverityRules:
 class EngineConfig:
     """Everything the engine's rules depend on; immutable, hashable, passed in."""
 
-    threshold: float = 10.0
+    threshold: float = DEFAULT_THRESHOLD
     sensitive_data_classes: frozenset[str] = DEFAULT_SENSITIVE
     severity: SeverityRules = field(default_factory=lambda: SeverityRules.parse(DEFAULT_RULES))
     spend_window_days: int = 365

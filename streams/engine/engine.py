@@ -97,20 +97,19 @@ class Engine:
         """Decode and apply one raw record."""
         event = decode(raw)
         if isinstance(event, Rejection):
-            self.stats[f"rejected:{event.code}"] += 1
-            return Outcome(rejection=event)
+            return self._reject(event)
         return self.apply(event)
 
     def apply(self, event: Event) -> Outcome:
         """Apply one validated event; state-level bad input comes back as a rejection."""
         key = f"{event.source}\x1f{event.id}"
         if key in self.seen:
-            return self._reject("duplicate", f"event ({event.source}, {event.id}) already applied")
+            detail = f"event ({event.source}, {event.id}) already applied"
+            return self._reject(Rejection("duplicate", detail))
         t = to_micros(event.time)
         rejection = self._check(event, t)
         if rejection is not None:
-            self.stats[f"rejected:{rejection.code}"] += 1
-            return Outcome(rejection=rejection)
+            return self._reject(rejection)
         self.seen.add(key)
         self.stats["applied"] += 1
         dirty = _Dirty()
@@ -125,9 +124,9 @@ class Engine:
         self._forget_unwatched()
         return Outcome(records=records)
 
-    def _reject(self, code: str, detail: str) -> Outcome:
-        self.stats[f"rejected:{code}"] += 1
-        return Outcome(rejection=Rejection(code, detail))
+    def _reject(self, rejection: Rejection) -> Outcome:
+        self.stats[f"rejected:{rejection.code}"] += 1
+        return Outcome(rejection=rejection)
 
     def _check(self, event: Event, t: int) -> Rejection | None:
         if isinstance(event, OwnershipStake):
