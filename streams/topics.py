@@ -15,7 +15,16 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-__all__ = ["TopicMismatchError", "TopicSpec", "default_topics", "ensure_topics"]
+from streams.events import Event
+
+__all__ = [
+    "TopicMismatchError",
+    "TopicNames",
+    "TopicSpec",
+    "default_topics",
+    "ensure_topics",
+    "route",
+]
 
 _TOPIC_ALREADY_EXISTS = 36
 _FOREVER = MappingProxyType({"retention.ms": "-1", "retention.bytes": "-1"})
@@ -40,30 +49,115 @@ class TopicSpec:
         object.__setattr__(self, "config", MappingProxyType({**_FOREVER, **self.config}))
 
 
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """Every topic name, derived from one prefix (``STAKEWATCH_TOPIC_PREFIX``)."""
+
+    prefix: str = "stakewatch"
+
+    @property
+    def ownership(self) -> str:
+        return f"{self.prefix}.ownership"
+
+    @property
+    def contracts(self) -> str:
+        return f"{self.prefix}.contracts"
+
+    @property
+    def spend(self) -> str:
+        return f"{self.prefix}.spend"
+
+    @property
+    def reference(self) -> str:
+        return f"{self.prefix}.reference"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}.alerts"
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.prefix}.dead-letter"
+
+    @property
+    def leases(self) -> str:
+        """Empty topic whose partitions the worker group divides: who publishes for whom."""
+        return f"{self.prefix}.leases"
+
+    @property
+    def snapshots(self) -> str:
+        """Engine snapshots with the input offsets they reflect (restart without full replay)."""
+        return f"{self.prefix}.snapshots"
+
+    @property
+    def inputs(self) -> tuple[str, str, str, str]:
+        """The event topics, in the order a worker reads them."""
+        return (self.reference, self.ownership, self.contracts, self.spend)
+
+    def for_type(self, event_type: str) -> str:
+        """The input topic an event type belongs on."""
+        kind = event_type.partition(".")[0]
+        return {
+            "ownership": self.ownership,
+            "contract": self.contracts,
+            "spend": self.spend,
+            "rivalry": self.reference,
+            "entity": self.reference,
+        }[kind]
+
+
+def route(names: TopicNames, event: Event) -> tuple[str, bytes]:
+    """(topic, key) for one valid event.
+
+    Keys keep SPEC's per-key order where a rule depends on it: a holding's events share the
+    asset (stale check per owner/asset pair), a contract's events share its id (amend and
+    terminate after sign), a client's spend shares the client (the lease partition that
+    decides which worker publishes that client's alerts), a rivalry's events share the
+    sorted pair.
+    """
+    data = event.data
+    match event.type:
+        case "ownership.stake":
+            key = data.asset
+        case "contract.signed" | "contract.amended" | "contract.terminated":
+            key = data.contract_id
+        case "spend.recorded":
+            key = data.client
+        case "rivalry.declared" | "rivalry.withdrawn":
+            key = "|".join(sorted((data.a, data.b)))
+        case _:
+            key = data.id
+    return names.for_type(event.type), key.encode()
+
+
 def default_topics(prefix: str = "stakewatch", partitions: int = 8) -> list[TopicSpec]:
-    """The topics Stakewatch reads and writes.
+    """The topics Stakewatch reads and writes (rationale in ``docs/architecture.md``).
 
     - ``ownership``, ``contracts``, ``spend``: the event log and source of truth, kept
-      forever. ``partitions`` (8) lets producers key by pair / contract id and spread load,
-      and leaves room to shard later; the engine's state is global, so one worker reads
-      them all, and per-key order is what SPEC's "partition order" guarantees.
+      forever, ``partitions`` each (keys: see ``route``).
     - ``reference`` (rivalries, entity names): 1 partition, kept forever; low volume,
       and one total order makes declare/withdraw sequences unambiguous.
-    - ``alerts``: 1 partition so the topic shows the engine's single emission order
-      (replays compare record for record). Kept 30 days: alerts can be rebuilt by replay.
-      ``compact,delete`` would be the Kafka choice, but Tansu accepts ``compact`` and
-      never compacts, so we do not pretend.
-    - ``dead-letter``: 1 partition, kept forever: bad input is never silently dropped,
-      and a retention limit would drop it later.
+    - ``alerts``: 1 partition so the topic shows one emission order per conflict and a
+      reader sees records in the order they were produced. Kept 30 days: alerts can be
+      rebuilt by replay. ``compact,delete`` would be the Kafka choice, but Tansu accepts
+      ``compact`` and never compacts, so we do not pretend.
+    - ``dead-letter``: 1 partition, kept forever: bad input is never silently dropped.
+    - ``leases``: as many partitions as ``spend``, never written: the worker group's
+      assignment of it says which worker publishes alerts for which clients.
+    - ``snapshots``: 1 partition, kept 7 days; restores are from the newest ones.
     """
+    names = TopicNames(prefix)
     month = {"retention.ms": str(30 * 24 * 3600 * 1000)}
+    week = {"retention.ms": str(7 * 24 * 3600 * 1000)}
     return [
-        TopicSpec(f"{prefix}.ownership", partitions),
-        TopicSpec(f"{prefix}.contracts", partitions),
-        TopicSpec(f"{prefix}.spend", partitions),
-        TopicSpec(f"{prefix}.reference", 1),
-        TopicSpec(f"{prefix}.alerts", 1, config=month),
-        TopicSpec(f"{prefix}.dead-letter", 1),
+        TopicSpec(names.ownership, partitions),
+        TopicSpec(names.contracts, partitions),
+        TopicSpec(names.spend, partitions),
+        TopicSpec(names.reference, 1),
+        TopicSpec(names.alerts, 1, config=month),
+        TopicSpec(names.dead_letter, 1),
+        TopicSpec(names.leases, partitions),
+        TopicSpec(names.snapshots, 1, config=week),
     ]
 
 
