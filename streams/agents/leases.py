@@ -1,0 +1,95 @@
+"""Which worker publishes alerts for which clients: a consumer group over an empty topic.
+
+Every worker holds the whole state (exposure crosses all clients: one stake change moves
+every client downstream), so the group does not split the reading. It splits the
+*publishing*: client ``c`` belongs to lease ``murmur2(c) % N`` — the partition its spend
+records land on — and only the worker holding that lease publishes ``c``'s alert records
+and dead letters. Kafka's group protocol gives each lease one holder and moves leases off
+a dead worker once its session expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.partitioner import murmur2
+
+__all__ = ["LeaseKeeper", "lease_of"]
+
+
+@lru_cache(maxsize=1 << 16)
+def lease_of(client: str, leases: int) -> int:
+    """The lease (and spend partition, for the default partitioner) of a client id."""
+    return (murmur2(client.encode()) & 0x7FFFFFFF) % leases
+
+
+Callback = Callable[[frozenset[int]], Awaitable[None]]
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, on_revoked: Callback, on_assigned: Callback) -> None:
+        self._on_revoked = on_revoked
+        self._on_assigned = on_assigned
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        await self._on_revoked(frozenset(tp.partition for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        await self._on_assigned(frozenset(tp.partition for tp in assigned))
+
+
+class LeaseKeeper:
+    """Joins the group on the leases topic and reports assignment changes.
+
+    The callbacks run inside the rebalance, so a worker that loses leases flushes and
+    snapshots before anyone else gets them.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        group_id: str,
+        on_revoked: Callback,
+        on_assigned: Callback,
+        *,
+        session_timeout: float = 6.0,
+        heartbeat_interval: float = 1.0,
+        client_id: str = "stakewatch",
+    ) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            session_timeout_ms=int(session_timeout * 1000),
+            heartbeat_interval_ms=int(heartbeat_interval * 1000),
+            rebalance_timeout_ms=int(max(session_timeout, 10) * 1000),
+            fetch_max_wait_ms=500,
+        )
+        self._topic = topic
+        self._listener = _Listener(on_revoked, on_assigned)
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.subscribe([self._topic], listener=self._listener)
+        self._task = asyncio.create_task(self._poll(), name="lease-keeper")
+
+    async def _poll(self) -> None:
+        # Nothing is ever written to the topic; polling keeps the member alive and lets
+        # the coordinator run rebalances (and our callbacks) as the group changes.
+        while True:
+            await self._consumer.getmany(timeout_ms=1000)
+
+    async def stop(self) -> None:
+        """Leave the group (the revoke callback runs first)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()

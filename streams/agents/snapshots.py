@@ -1,0 +1,227 @@
+"""Engine snapshots on a Kafka topic, with the input offsets and leases they cover.
+
+Why not faust tables: the engine's state is one graph (a stake change moves exposure for
+every client downstream), not per-key values, and faust's changelog recovery reads the end
+offset from ListOffsets, which Tansu answers short (``../shared/TANSU.md``). A snapshot here
+is the pickled engine split into chunks plus one *marker* record naming the chunks, the
+input positions the state reflects, and the leases (client partitions) whose alert records
+were all flushed up to those positions. State and positions travel together, so they cannot
+drift apart; a torn write (chunks without marker) is simply never chosen; and a missing
+snapshot costs a replay of the event topics, which are kept forever.
+
+Reading uses the high watermark from fetch responses (right on Tansu) and only the last
+few hundred records of the topic, widening the window until the markers it needs appear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+__all__ = ["CHUNK_BYTES", "Marker", "SnapshotStore", "choose_marker", "read_to_end"]
+
+CHUNK_BYTES = 512 * 1024
+Positions = dict[tuple[str, int], int]
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A complete snapshot: where its chunks are and what it covers."""
+
+    offset: int
+    snapshot_id: str
+    worker: str
+    chunks: tuple[int, ...]
+    positions: Mapping[tuple[str, int], int]
+    leases: frozenset[int]
+    created: float
+
+    @property
+    def progress(self) -> int:
+        return sum(self.positions.values())
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "snapshot_id": self.snapshot_id,
+                "worker": self.worker,
+                "chunks": list(self.chunks),
+                "positions": [[t, p, o] for (t, p), o in sorted(self.positions.items())],
+                "leases": sorted(self.leases),
+                "created": self.created,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, offset: int, raw: bytes) -> Marker:
+        doc = orjson.loads(raw)
+        return cls(
+            offset=offset,
+            snapshot_id=doc["snapshot_id"],
+            worker=doc["worker"],
+            chunks=tuple(doc["chunks"]),
+            positions={(t, p): o for t, p, o in doc["positions"]},
+            leases=frozenset(doc["leases"]),
+            created=doc["created"],
+        )
+
+
+def choose_marker(markers: Sequence[Marker], gained: Iterable[int]) -> Marker | None:
+    """The snapshot to restore before publishing for ``gained`` leases.
+
+    For each gained lease, the newest snapshot whose writer published for it: everything
+    before that snapshot's positions reached the alerts topic. Of those, the least advanced,
+    so no gained lease skips a transition. None when some lease has no such snapshot (then
+    only a replay from the beginning is safe).
+    """
+    newest: dict[int, Marker] = {}
+    for marker in sorted(markers, key=lambda m: m.offset):
+        for lease in marker.leases:
+            newest[lease] = marker
+    picked = []
+    for lease in gained:
+        if lease not in newest:
+            return None
+        picked.append(newest[lease])
+    if not picked:
+        return None
+    return min(picked, key=lambda m: (m.progress, m.offset))
+
+
+class SnapshotStore:
+    """Writes and reads snapshots on one single-partition topic."""
+
+    def __init__(self, bootstrap: str, topic: str, worker: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.worker = worker
+        self._seq = 0
+
+    async def write(
+        self,
+        producer: AIOKafkaProducer,
+        blob: bytes,
+        positions: Positions,
+        leases: Iterable[int],
+    ) -> Marker:
+        """Write chunks, then the marker; returns the marker once the broker has it."""
+        self._seq += 1
+        snapshot_id = f"{self.worker}:{self._seq}"
+        key = snapshot_id.encode()
+        futures = [
+            await producer.send(self.topic, blob[i : i + CHUNK_BYTES], key=key, partition=0)
+            for i in range(0, max(len(blob), 1), CHUNK_BYTES)
+        ]
+        chunks = tuple([(await f).offset for f in futures])
+        marker = Marker(
+            offset=-1,
+            snapshot_id=snapshot_id,
+            worker=self.worker,
+            chunks=chunks,
+            positions=dict(positions),
+            leases=frozenset(leases),
+            created=time.time(),
+        )
+        meta = await producer.send_and_wait(
+            self.topic,
+            marker.to_json(),
+            key=key,
+            partition=0,
+            headers=[("kind", b"marker")],
+        )
+        return dataclasses.replace(marker, offset=meta.offset)
+
+    async def markers(self, needed: Iterable[int] = (), window: int = 256) -> list[Marker]:
+        """Markers near the end of the topic; widens the window until every ``needed`` lease
+        has one or the whole topic has been read."""
+        needed = set(needed)
+        tp = TopicPartition(self.topic, 0)
+        consumer = _consumer(self.bootstrap)
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            end = await _highwater(consumer, tp)
+            start = end
+            while True:
+                start = max(0, end - window)
+                records = await read_range(consumer, tp, start, end)
+                found = [
+                    Marker.from_json(r.offset, r.value)
+                    for r in records
+                    if (dict(r.headers or ()).get("kind") == b"marker")
+                ]
+                covered = set().union(*(m.leases for m in found)) if found else set()
+                if start == 0 or (needed <= covered and found):
+                    return found
+                window *= 4
+        finally:
+            await consumer.stop()
+
+    async def load(self, marker: Marker) -> bytes:
+        """The snapshot's bytes, chunk by chunk."""
+        tp = TopicPartition(self.topic, 0)
+        consumer = _consumer(self.bootstrap)
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            parts = []
+            for offset in marker.chunks:
+                (record,) = await read_range(consumer, tp, offset, offset + 1)
+                parts.append(record.value or b"")
+            return b"".join(parts)
+        finally:
+            await consumer.stop()
+
+
+
+def _consumer(bootstrap: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=50,
+        max_partition_fetch_bytes=4 * CHUNK_BYTES,
+        auto_offset_reset="earliest",
+    )
+
+
+async def _highwater(consumer: AIOKafkaConsumer, tp: TopicPartition, wait: float = 10) -> int:
+    """The true end of a partition, from a fetch response (ListOffsets is short on Tansu)."""
+    (end,) = (await consumer.end_offsets([tp])).values()
+    consumer.seek(tp, max(end - 1, 0))
+    deadline = time.monotonic() + wait
+    while consumer.highwater(tp) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no fetch response for {tp.topic}[{tp.partition}]")
+        await consumer.getmany(tp, timeout_ms=100)
+    return consumer.highwater(tp)
+
+
+async def read_to_end(consumer: AIOKafkaConsumer, tp: TopicPartition, start: int = 0) -> list:
+    """Every record of a partition from ``start`` to its end as of now."""
+    return await read_range(consumer, tp, start, await _highwater(consumer, tp))
+
+
+async def read_range(consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int) -> list:
+    """Records with ``start <= offset < end`` (end must be a real high watermark)."""
+    out = []
+    if start >= end:
+        return out
+    consumer.seek(tp, start)
+    deadline = time.monotonic() + 30
+    while True:
+        batch = await consumer.getmany(tp, timeout_ms=200)
+        for record in batch.get(tp, ()):
+            if record.offset >= end:
+                return out
+            out.append(record)
+        if out and out[-1].offset >= end - 1:
+            return out
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"reading {tp.topic}[{tp.partition}] {start}..{end} timed out")
+        await asyncio.sleep(0)

@@ -1,0 +1,456 @@
+"""The streaming worker: input topics → engine → alerts and dead-letter topics.
+
+One adapter around the pure engine (docs/architecture.md has the picture):
+
+- **Read everything, in event-time order.** A group-less consumer is assigned every input
+  partition; ``Merge`` orders records across topics so cross-topic rules (a spend naming a
+  contract) see what a file in time order would show.
+- **Publish only what we lease.** ``LeaseKeeper`` divides client leases among the workers;
+  a record for client ``c`` goes out only from the holder of ``lease_of(c)``.
+- **At least once, idempotent by event id.** Positions live in snapshots together with the
+  state and the leases whose records were flushed; after a crash or a takeover the worker
+  restores the right snapshot and re-applies what followed, so records may repeat on the
+  alerts topic but none is lost. The engine drops repeated ``(source, id)``.
+- **Fail over without a human.** A produce that fails rewinds to the last checkpoint and
+  tries again; the leases of a dead worker move to the others after its session expires.
+
+Batches, not events: each loop turn fetches up to ``max_records`` records, applies them,
+and hands every output to the producer without waiting for acks (the checkpoint waits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pickle
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams.agents.leases import LeaseKeeper, lease_of
+from streams.agents.merge import InputRecord, Merge
+from streams.agents.snapshots import Marker, SnapshotStore, choose_marker
+from streams.deadletter import dead_letter_headers
+from streams.engine import AlertRecord, Engine, EngineConfig
+from streams.events import Rejection, decode
+from streams.metrics import Metrics
+from streams.topics import TopicNames, default_topics, ensure_topics
+
+__all__ = ["Worker", "WorkerOptions"]
+
+log = structlog.get_logger("stakewatch.worker")
+
+Positions = dict[tuple[str, int], int]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    bootstrap: str
+    names: TopicNames = field(default_factory=TopicNames)
+    config: EngineConfig = field(default_factory=EngineConfig)
+    group_id: str = "stakewatch-worker"
+    worker_id: str = ""
+    session_timeout: float = 6.0
+    heartbeat_interval: float = 1.0
+    snapshot_interval: float = 5.0
+    partitions: int = 8
+    max_records: int = 10_000
+    fetch_max_wait_ms: int = 100
+
+
+@dataclass(slots=True)
+class _Checkpoint:
+    blob: bytes | None  # None: the empty engine
+    positions: Positions
+    marker: Marker | None = None
+
+
+class Worker:
+    """Start with ``await start()``, stop with ``await stop()``; read state between."""
+
+    def __init__(self, options: WorkerOptions, metrics: Metrics | None = None) -> None:
+        self.options = options
+        self.names = options.names
+        self.worker_id = (
+            options.worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        )
+        self.metrics = metrics
+        self.engine = Engine(options.config)
+        self.leases: frozenset[int] = frozenset()
+        self.latest: dict[str, AlertRecord] = {}  # last record per open conflict (all leases)
+        self.ready = asyncio.Event()
+        self.assigned = asyncio.Event()
+        self.counts: Counter[str] = Counter()
+        self.n_leases = options.partitions
+        self._lock = asyncio.Lock()
+        self._generation = 0
+        self._positions: Positions = {}
+        self._partitions: list[TopicPartition] = []
+        self._merge: Merge | None = None
+        self._futures: list[asyncio.Future] = []
+        self._checkpoint: _Checkpoint = _Checkpoint(None, {})
+        self._last_snapshot = 0.0
+        self._snapshot_cost = 0.0
+        self._last_export = 0.0
+        self._stopping = False
+        self._task: asyncio.Task | None = None
+        self._rank = {t: i for i, t in enumerate(self.names.inputs)}
+        self.store = SnapshotStore(options.bootstrap, self.names.snapshots, self.worker_id)
+        self._producer: AIOKafkaProducer | None = None
+        self._reader: AIOKafkaConsumer | None = None
+        self._keeper: LeaseKeeper | None = None
+        self.failure: BaseException | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        o = self.options
+        self._set_state("starting")
+        await ensure_topics(o.bootstrap, default_topics(self.names.prefix, o.partitions))
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=o.bootstrap,
+            linger_ms=5,
+            max_request_size=4 * 1024 * 1024,
+            request_timeout_ms=30_000,
+        )
+        await self._producer.start()
+        self._reader = AIOKafkaConsumer(
+            bootstrap_servers=o.bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=o.fetch_max_wait_ms,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=1024 * 1024,
+        )
+        await self._reader.start()
+        await self._reader.topics()  # metadata, so partitions_for_topic answers
+        self._partitions = [
+            TopicPartition(t, p)
+            for t in self.names.inputs
+            for p in sorted(self._reader.partitions_for_topic(t) or ())
+        ]
+        self.n_leases = len(self._reader.partitions_for_topic(self.names.leases) or ()) or 1
+        self._reader.assign(self._partitions)
+        self._reset(None, {})
+        self._keeper = LeaseKeeper(
+            o.bootstrap,
+            self.names.leases,
+            o.group_id,
+            self._on_revoked,
+            self._on_assigned,
+            session_timeout=o.session_timeout,
+            heartbeat_interval=o.heartbeat_interval,
+            client_id=self.worker_id,
+        )
+        await self._keeper.start()
+        self._task = asyncio.create_task(self._run(), name="worker-loop")
+        log.info("worker started", worker=self.worker_id, partitions=len(self._partitions))
+
+    async def stop(self) -> None:
+        """Graceful stop: finish the batch, snapshot, leave the group."""
+        self._stopping = True
+        self._set_state("stopping")
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        try:
+            if self._producer is not None and self.assigned.is_set():
+                async with self._lock:
+                    await self._take_checkpoint()
+        except Exception as exc:  # the next start replays from an older snapshot
+            log.warning("final snapshot failed", error=str(exc))
+        for part in (self._keeper, self._reader, self._producer):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    await part.stop()
+        log.info("worker stopped", worker=self.worker_id, **self.counts)
+
+    async def wait(self) -> None:
+        """Until the loop ends (stop, or a failure it cannot recover from)."""
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            await self.assigned.wait()
+            self._set_state("recovering")
+            reader = self._reader
+            assert reader is not None
+            while not self._stopping:
+                generation = self._generation
+                batch = await reader.getmany(
+                    timeout_ms=self.options.fetch_max_wait_ms, max_records=self.options.max_records
+                )
+                async with self._lock:
+                    if generation != self._generation:
+                        continue  # rewound meanwhile: these records will be fetched again
+                    await self._step(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failure = exc
+            log.exception("worker loop failed", worker=self.worker_id)
+            raise
+
+    async def _step(self, batch) -> None:
+        merge = self._merge
+        reader = self._reader
+        assert merge is not None and reader is not None
+        merge.feed(
+            InputRecord(tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value)
+            for tp, records in batch.items()
+            for r in records
+        )
+        merge.set_highwaters(
+            {(tp.topic, tp.partition): reader.highwater(tp) for tp in self._partitions}
+        )
+        outputs = self._apply(merge.release())
+        producer = self._producer
+        assert producer is not None
+        for topic, value, key, headers in outputs:
+            self._futures.append(await producer.send(topic, value, key=key, headers=headers))
+        if await self._failed_sends():
+            return
+        if not self.ready.is_set() and not merge.buffered and not merge.waiting_on():
+            self.ready.set()
+            self._set_state("running")
+            log.info("worker caught up", worker=self.worker_id, applied=self.counts["applied"])
+        now = time.monotonic()
+        interval = max(self.options.snapshot_interval, 20 * self._snapshot_cost)
+        if now - self._last_snapshot >= interval and self._dirty_since_checkpoint():
+            await self._take_checkpoint()
+        self._export_state()
+
+    def _apply(self, records: Iterable[InputRecord]) -> list[tuple[str, bytes, bytes | None, list]]:
+        """Apply records in order; the records to produce, already filtered by lease."""
+        out: list[tuple[str, bytes, bytes | None, list]] = []
+        engine = self.engine
+        leases = self.leases
+        n = self.n_leases
+        metrics = self.metrics
+        positions = self._positions
+        alerts_topic = self.names.alerts
+        wall = time.time()
+        for r in records:
+            positions[(r.topic, r.partition)] = r.offset + 1
+            raw = r.value or b""
+            event = decode(raw)
+            if isinstance(event, Rejection):
+                rejection, event_type = event, None
+            else:
+                event_type = event.type
+                outcome = engine.apply(event)
+                rejection = outcome.rejection
+            if rejection is not None:
+                self.counts["rejected"] += 1
+                if r.partition % n in leases:
+                    out.append(
+                        (
+                            self.names.dead_letter,
+                            raw,
+                            r.key,
+                            dead_letter_headers(
+                                rejection,
+                                source_topic=r.topic,
+                                partition=r.partition,
+                                offset=r.offset,
+                            ),
+                        )
+                    )
+                    if metrics is not None:
+                        metrics.observe_dead_letter(r.topic, rejection.code)
+                if metrics is not None:
+                    if rejection.code == "duplicate":
+                        metrics.observe_duplicate(r.topic, event_type or "_other")
+                    else:
+                        metrics.observe_rejected(r.topic, event_type, rejection.code)
+                continue
+            self.counts["applied"] += 1
+            if metrics is not None:
+                metrics.observe_applied(r.topic, event_type, max(wall - r.timestamp / 1000, 0.0))
+            for record in outcome.records:
+                if record.status == "firing":
+                    self.latest[record.dedup_key] = record
+                else:
+                    self.latest.pop(record.dedup_key, None)
+                if lease_of(record.client, n) in leases:
+                    self.counts[f"alerts_{record.status}"] += 1
+                    out.append((alerts_topic, record.to_json(), record.dedup_key.encode(), []))
+                    if metrics is not None:
+                        metrics.observe_alert(
+                            record.status, record.severity, max(wall - r.timestamp / 1000, 0.0)
+                        )
+        return out
+
+    async def _failed_sends(self) -> bool:
+        """Prune acknowledged sends; on a failed one, rewind to the last checkpoint."""
+        pending = []
+        failed = None
+        for f in self._futures:
+            if not f.done():
+                pending.append(f)
+            elif f.exception() is not None and failed is None:
+                failed = f.exception()
+        self._futures = pending
+        if failed is None:
+            return False
+        log.warning("produce failed; rewinding to the last checkpoint", error=str(failed))
+        self.counts["rewinds"] += 1
+        self._rewind(self._checkpoint)
+        return True
+
+    def _dirty_since_checkpoint(self) -> bool:
+        return self._positions != self._checkpoint.positions
+
+    # -- checkpoints and rewinds -----------------------------------------------------------
+
+    async def _take_checkpoint(self) -> None:
+        """Flush every output, then snapshot state + positions + leases (in that order)."""
+        producer = self._producer
+        assert producer is not None
+        started = time.monotonic()
+        await producer.flush()
+        if self._futures:
+            await asyncio.gather(*self._futures, return_exceptions=True)
+        if await self._failed_sends():
+            return
+        blob = pickle.dumps((self.engine.snapshot(), self.latest), protocol=pickle.HIGHEST_PROTOCOL)
+        positions = dict(self._positions)
+        marker = await self.store.write(producer, blob, positions, self.leases)
+        self._checkpoint = _Checkpoint(blob, positions, marker)
+        self._last_snapshot = time.monotonic()
+        self._snapshot_cost = self._last_snapshot - started
+        self.counts["snapshots"] += 1
+        log.debug(
+            "snapshot written", worker=self.worker_id, bytes=len(blob), leases=sorted(self.leases)
+        )
+
+    def _reset(self, blob: bytes | None, positions: Positions) -> None:
+        """Load state and seek every input partition to where it left off."""
+        if blob:
+            engine_blob, latest = pickle.loads(blob)
+            self.engine = Engine.restore(engine_blob, self.options.config)
+            self.latest = latest
+        else:
+            self.engine, self.latest = Engine(self.options.config), {}
+        self._positions = {
+            (tp.topic, tp.partition): positions.get((tp.topic, tp.partition), 0)
+            for tp in self._partitions
+        }
+        reader = self._reader
+        assert reader is not None
+        for tp in self._partitions:
+            reader.seek(tp, self._positions[(tp.topic, tp.partition)])
+        self._merge = Merge(self._positions, self._rank)
+        self._generation += 1
+
+    def _rewind(self, checkpoint: _Checkpoint) -> None:
+        self._reset(checkpoint.blob, checkpoint.positions)
+        self._checkpoint = _Checkpoint(checkpoint.blob, dict(self._positions), checkpoint.marker)
+        self.ready.clear()
+
+    async def _on_revoked(self, revoked: frozenset[int]) -> None:
+        if not revoked:
+            return
+        async with self._lock:
+            if self.assigned.is_set():
+                try:
+                    await self._take_checkpoint()
+                except Exception as exc:
+                    log.warning("snapshot on revoke failed", error=str(exc))
+            self.leases = self.leases - revoked
+        if self.metrics is not None:
+            self.metrics.observe_rebalance()
+        log.info("leases revoked", worker=self.worker_id, revoked=sorted(revoked))
+
+    async def _on_assigned(self, assigned: frozenset[int]) -> None:
+        try:
+            async with self._lock:
+                gained = assigned - self.leases
+                first = not self.assigned.is_set()
+                self.leases = assigned
+                if first or gained:
+                    await self._restore_for(gained, first)
+                self.assigned.set()
+            log.info(
+                "leases assigned",
+                worker=self.worker_id,
+                leases=sorted(assigned),
+                gained=sorted(gained),
+            )
+        except Exception as exc:
+            self.failure = exc
+            log.exception("taking over leases failed", worker=self.worker_id)
+            if self._task is not None:
+                self._task.cancel()
+
+    async def _restore_for(self, gained: frozenset[int], first: bool) -> None:
+        """Make sure every record of a gained lease after its last flush gets published."""
+        marker = choose_marker(await self.store.markers(needed=gained), gained) if gained else None
+        if first and not gained:
+            marker = choose_marker(await self.store.markers(), range(self.n_leases))
+        if marker is None:
+            if first or any(self._positions.values()):
+                log.info(
+                    "no snapshot covers the leases; replaying from the beginning",
+                    worker=self.worker_id,
+                )
+                self._rewind(_Checkpoint(None, {}))
+            return
+        if not first and all(self._positions.get(tp, 0) <= o for tp, o in marker.positions.items()):
+            return  # we are behind the old holder's flush point: nothing was skipped
+        blob = await self.store.load(marker)
+        log.info(
+            "restoring snapshot",
+            worker=self.worker_id,
+            snapshot=marker.snapshot_id,
+            bytes=len(blob),
+            events=marker.progress,
+        )
+        self._rewind(_Checkpoint(blob, dict(marker.positions), marker))
+
+    # -- reporting ------------------------------------------------------------------------
+
+    def owns(self, client: str) -> bool:
+        return lease_of(client, self.n_leases) in self.leases
+
+    def open_records(self) -> list[AlertRecord]:
+        """Latest firing record of each open conflict this worker publishes for."""
+        return [r for r in self.latest.values() if self.owns(r.client)]
+
+    def _export_state(self) -> None:
+        m = self.metrics
+        if m is None:
+            return
+        mine = self.open_records()
+        m.set_open_conflicts(Counter(r.severity for r in mine))
+        now = time.monotonic()
+        if now - self._last_export < 1.0:
+            return
+        self._last_export = now
+        m.set_conflicts(mine)
+        m.set_table_sizes(
+            {
+                "holdings": len(self.engine.graph.held),
+                "contracts": len(self.engine.rel.contracts),
+                "open_conflicts": len(self.engine.open),
+            }
+        )
+
+    def _set_state(self, state: str) -> None:
+        if self.metrics is not None:
+            self.metrics.set_recovery_state(state)
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
