@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 import typer
 from rich.console import Console
 
 from streams.engine import ConfigError, Engine, load_config
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
+
+_T = TypeVar("_T")
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -31,6 +40,63 @@ def _engine(config: Path | None) -> Engine:
     except ConfigError as exc:
         err.print(f"[red]bad configuration[/red]: {exc}")
         raise typer.Exit(2) from None
+
+
+BrokerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--broker",
+        help="kafka://HOST:PORT of a Kafka broker; default: STAKEWATCH_BROKER, else the "
+        "embedded broker (started if none runs on STAKEWATCH_DATA_DIR).",
+        show_default=False,
+    ),
+]
+
+
+def _settings(broker: str | None = None) -> Settings:
+    """Settings with CLI overrides; a bad one exits 2 with one line naming it."""
+    from streams.broker import parse_broker_url
+    from streams.settings import SettingsError, load_settings
+
+    try:
+        if broker is not None:
+            parse_broker_url(broker, setting="--broker")
+        return load_settings(broker=broker)
+    except (SettingsError, ValueError) as exc:
+        name, _, rest = str(exc).partition(": ")
+        message = rest if rest.startswith(f"{name}=") else str(exc)  # no "X: X='v': ..."
+        err.print(f"[red]bad setting[/red] {message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _run(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a command's coroutine; expected failures become one line and exit code 1 (2 for
+    settings); Ctrl-C exits 130 and SIGTERM 143, both after the cleanup ran."""
+    from aiokafka.errors import KafkaError
+
+    from streams.broker import BrokerError
+    from streams.publish import TopicMissingError
+    from streams.settings import SettingsError
+    from streams.signals import Terminated, terminable
+    from streams.topics import TopicMismatchError
+
+    try:
+        return asyncio.run(terminable(coro))
+    except SettingsError as exc:
+        err.print(f"[red]bad setting[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): the command decides
+    except (BrokerError, TopicMissingError, TopicMismatchError, KafkaError, OSError) as exc:
+        text = str(exc) or type(exc).__name__
+        err.print(f"[red]error[/red]: {text}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+    except Terminated:
+        err.print("terminated")
+        raise typer.Exit(143) from None
 
 
 @app.command()
@@ -110,6 +176,208 @@ def bench(
     out.print(f"engine stream: {doc['details']['engine_throughput']['params']}", highlight=False)
     if json_path:
         json_path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+
+
+# -- Kafka: embedded broker, topics, replay, alerts ---------------------------------------
+
+
+@app.command("broker")
+def broker_cmd(
+    listen: Annotated[
+        str, typer.Option("--listen", help="HOST:PORT for the embedded broker to listen on.")
+    ] = "127.0.0.1:9092",
+) -> None:
+    """Run the embedded broker (Tansu) in the foreground until Ctrl-C or SIGTERM.
+
+    Other commands on the same STAKEWATCH_DATA_DIR find it (broker.json) instead of starting
+    their own. At start it creates the topics and refills them from the data dir's archive.
+    """
+    from streams.broker import parse_broker_url
+    from streams.connect import Connection, serve_broker
+
+    settings = _settings()
+    try:
+        if "," in parse_broker_url(listen, setting="--listen"):
+            raise ValueError(f"--listen={listen!r}: the embedded broker listens on one address")
+    except ValueError as exc:
+        err.print(f"[red]bad setting[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if settings.broker:
+        err.print(f"note: STAKEWATCH_BROKER is set, so other commands use {settings.broker}")
+
+    def ready(conn: Connection) -> None:
+        refill = conn.refill
+        err.print(
+            f"embedded broker on kafka://{conn.bootstrap} (pid {conn.pid}), data dir "
+            f"{settings.data_dir}; refilled {refill.records if refill else 0} archived records; "
+            "Ctrl-C to stop",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    _run(serve_broker(settings, listen, on_ready=ready))
+    err.print("embedded broker stopped")
+
+
+topics_app = typer.Typer(no_args_is_help=True, help="The Kafka topics Stakewatch uses.")
+app.add_typer(topics_app, name="topics")
+
+
+@topics_app.command("create")
+def topics_create(
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            "--partitions",
+            min=1,
+            help="Partitions of the input topics [default: 8, or what the embedded data dir "
+            "recorded].",
+            show_default=False,
+        ),
+    ] = None,
+    broker: BrokerOpt = None,
+) -> None:
+    """Create the topics (idempotent): print which existed and which were created."""
+    from streams.connect import create_topics
+
+    settings = _settings(broker)
+    created, existing = _run(create_topics(settings, partitions))
+    out = Console(highlight=False)
+    for name in existing:
+        out.print(f"exists  {name}")
+    for name in created:
+        out.print(f"created {name}")
+    out.print(f"{len(created)} created, {len(existing)} already existed")
+
+
+@app.command()
+def replay(
+    file: Annotated[str, typer.Argument(help="NDJSON events; '-' for stdin.")],
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", min=0.001, help="Events per second (default: as fast as possible)."),
+    ] = None,
+    json_summary: Annotated[
+        bool, typer.Option("--json", help="Print the counts as one JSON object.")
+    ] = False,
+    broker: BrokerOpt = None,
+) -> None:
+    """Publish NDJSON events to their topics, keyed and timestamped with event time.
+
+    Lines that do not decode go to the dead-letter topic with their original bytes and the
+    reason. Checks that need state (unknown contract, duplicates) are the worker's. Prints
+    the counts when done; a progress bar on a terminal.
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeElapsedColumn
+
+    from streams.connect import broker_session
+    from streams.replay import format_summary
+    from streams.replay import replay as run_replay
+
+    settings = _settings(broker)
+    try:
+        source = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        err.print(f"[red]cannot read {file}[/red]: {exc.strerror}")
+        raise typer.Exit(1) from None
+    total = None if file == "-" else os.fstat(source.fileno()).st_size
+    bar = Progress(
+        "replay", BarColumn(), DownloadColumn(), TimeElapsedColumn(), console=err, transient=True
+    )
+    task = bar.add_task("replay", total=total)
+
+    async def go() -> Any:
+        async with broker_session(settings) as conn:
+            return await run_replay(
+                conn,
+                source,
+                source_name=None if file == "-" else file,
+                rate=rate,
+                progress=lambda n: bar.advance(task, n),
+            )
+
+    try:
+        with bar if err.is_terminal else contextlib.nullcontext():
+            summary = _run(go())
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    if json_summary:
+        sys.stdout.buffer.write(orjson.dumps(summary.as_dict()) + b"\n")
+    else:
+        Console(highlight=False).print(format_summary(summary))
+
+
+@app.command()
+def alerts(
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="Start at the first alert record.")
+    ] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep printing until Ctrl-C.")] = False,
+    until_idle: Annotated[
+        float | None,
+        typer.Option(
+            "--until-idle", min=0.0, metavar="SECONDS", help="Exit after SECONDS with no record."
+        ),
+    ] = None,
+    broker: BrokerOpt = None,
+) -> None:
+    """Print alert records from the alerts topic, one JSON object per line.
+
+    Without --from-beginning only records that arrive from now on are printed. With neither
+    --follow nor --until-idle: `alerts` follows (like tail -f) and `alerts --from-beginning`
+    prints what is there and exits after 2 s with nothing new.
+    """
+    from streams.alerts_tail import tail_alerts
+    from streams.connect import broker_session
+
+    if follow and until_idle is not None:
+        err.print("[red]bad options[/red]: --follow and --until-idle exclude each other")
+        raise typer.Exit(2)
+    if until_idle is None and not follow:
+        until_idle = 2.0 if from_beginning else None
+    settings = _settings(broker)
+    out = sys.stdout.buffer
+
+    async def go() -> int:
+        async with broker_session(settings) as conn:
+            return await tail_alerts(
+                conn.bootstrap,
+                conn.names.alerts,
+                out,
+                from_beginning=from_beginning,
+                idle=until_idle,
+                handle_signals=True,
+            )
+
+    try:
+        _run(go())
+    except BrokenPipeError:  # `stakewatch alerts | head`: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+@app.command()
+def worker(
+    broker: Annotated[
+        str | None, typer.Option("--broker", help="kafka://HOST:PORT (else STAKEWATCH_BROKER).")
+    ] = None,
+    web_port: Annotated[
+        int | None, typer.Option("--web-port", help="Port for /metrics, /healthz, /v1.")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the stream worker: input topics → engine → alerts; stops cleanly on SIGTERM."""
+    from streams.agents.worker_cli import run_worker
+
+    raise typer.Exit(run_worker(broker=broker, web_port=web_port, config=_config(config)))
+
+
+def _config(path: Path | None):
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        err.print(f"[red]bad configuration[/red]: {exc}")
+        raise typer.Exit(2) from None
 
 
 def _print_summary(summary: dict) -> None:

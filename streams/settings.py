@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
     snapshot_interval: float = Field(default=5.0, gt=0, description="seconds between snapshots")
+    session_timeout: float = Field(default=6.0, ge=1, le=300, description="group session, s")
+    heartbeat_interval: float = Field(default=1.0, gt=0, le=60, description="heartbeat, s")
 
     @field_validator("broker")
     @classmethod

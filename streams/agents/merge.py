@@ -9,7 +9,13 @@ record has one buffered to compare with; a partition counts as idle when its fet
 position has reached the high watermark its last fetch reported. This is Kafka Streams'
 ``max.task.idle.ms`` idea with the wait tied to what the broker says exists.
 
-Pure: no Kafka, no clock. The reader feeds it fetched records and high watermarks.
+At the live edge an idle partition may still be about to receive an earlier record: a
+producer writing in time order lands its batches on different partitions a few
+milliseconds apart. So while any partition is idle, a record is released only once it
+has waited ``grace`` seconds since it was fetched. Catching up on history, partitions
+are rarely idle and nothing waits.
+
+Pure: no Kafka, no clock. The reader passes fetched records, high watermarks and "now".
 """
 
 from __future__ import annotations
@@ -45,11 +51,16 @@ class Merge:
     applied first, as a file written in that order would be.
     """
 
-    def __init__(self, positions: Mapping[Partition, int], rank: Mapping[str, int]) -> None:
+    def __init__(
+        self, positions: Mapping[Partition, int], rank: Mapping[str, int], grace: float = 0.0
+    ) -> None:
         self._rank = dict(rank)
+        self._grace = grace
         self._fetched = dict(positions)  # next offset the reader will hand us
         self._highwater: dict[Partition, int] = {}
-        self._buffers: dict[Partition, deque[InputRecord]] = {tp: deque() for tp in positions}
+        self._buffers: dict[Partition, deque[tuple[float, InputRecord]]] = {
+            tp: deque() for tp in positions
+        }
         self._heap: list[tuple[int, int, int, int, Partition]] = []
         self._buffered = 0
 
@@ -57,14 +68,14 @@ class Merge:
     def buffered(self) -> int:
         return self._buffered
 
-    def feed(self, records: Iterable[InputRecord]) -> None:
-        """Add fetched records (each partition's in offset order)."""
+    def feed(self, records: Iterable[InputRecord], now: float = 0.0) -> None:
+        """Add fetched records (each partition's in offset order), fetched at ``now``."""
         for r in records:
             tp = (r.topic, r.partition)
             buf = self._buffers[tp]
             if not buf:
                 heapq.heappush(self._heap, self._sort_key(r))
-            buf.append(r)
+            buf.append((now, r))
             self._fetched[tp] = r.offset + 1
             self._buffered += 1
 
@@ -78,21 +89,28 @@ class Merge:
         """Partitions that block release: nothing buffered, yet more exists on the broker."""
         return [tp for tp, buf in self._buffers.items() if not buf and not self._idle(tp)]
 
-    def release(self, limit: int | None = None) -> Iterator[InputRecord]:
+    def release(self, now: float = 0.0, limit: int | None = None) -> Iterator[InputRecord]:
         """Yield records in merged order for as long as the order is certain."""
         blocked = set(self.waiting_on())
+        idle = sum(1 for buf in self._buffers.values() if not buf)
         heap = self._heap
         count = 0
         while heap and not blocked and (limit is None or count < limit):
-            tp = heapq.heappop(heap)[4]
+            tp = heap[0][4]
             buf = self._buffers[tp]
-            record = buf.popleft()
+            fetched_at, record = buf[0]
+            if idle and now - fetched_at < self._grace:
+                return  # an idle partition may still get an earlier record
+            heapq.heappop(heap)
+            buf.popleft()
             self._buffered -= 1
             count += 1
             if buf:
-                heapq.heappush(heap, self._sort_key(buf[0]))
+                heapq.heappush(heap, self._sort_key(buf[0][1]))
             elif not self._idle(tp):
                 blocked.add(tp)
+            else:
+                idle += 1
             yield record
 
     def _idle(self, tp: Partition) -> bool:

@@ -179,7 +179,6 @@ class SnapshotStore:
             await consumer.stop()
 
 
-
 def _consumer(bootstrap: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,

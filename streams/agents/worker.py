@@ -63,6 +63,7 @@ class WorkerOptions:
     partitions: int = 8
     max_records: int = 10_000
     fetch_max_wait_ms: int = 100
+    merge_grace: float = 0.2
 
 
 @dataclass(slots=True)
@@ -107,6 +108,7 @@ class Worker:
         self._reader: AIOKafkaConsumer | None = None
         self._keeper: LeaseKeeper | None = None
         self.failure: BaseException | None = None
+        self.restored: str | None = None  # the snapshot this worker last restored
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -206,15 +208,19 @@ class Worker:
         merge = self._merge
         reader = self._reader
         assert merge is not None and reader is not None
+        now = time.monotonic()
         merge.feed(
-            InputRecord(tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value)
-            for tp, records in batch.items()
-            for r in records
+            (
+                InputRecord(tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value)
+                for tp, records in batch.items()
+                for r in records
+            ),
+            now,
         )
         merge.set_highwaters(
             {(tp.topic, tp.partition): reader.highwater(tp) for tp in self._partitions}
         )
-        outputs = self._apply(merge.release())
+        outputs = self._apply(merge.release(now))
         producer = self._producer
         assert producer is not None
         for topic, value, key, headers in outputs:
@@ -351,7 +357,7 @@ class Worker:
         assert reader is not None
         for tp in self._partitions:
             reader.seek(tp, self._positions[(tp.topic, tp.partition)])
-        self._merge = Merge(self._positions, self._rank)
+        self._merge = Merge(self._positions, self._rank, self.options.merge_grace)
         self._generation += 1
 
     def _rewind(self, checkpoint: _Checkpoint) -> None:
@@ -378,9 +384,9 @@ class Worker:
             async with self._lock:
                 gained = assigned - self.leases
                 first = not self.assigned.is_set()
-                self.leases = assigned
                 if first or gained:
                     await self._restore_for(gained, first)
+                self.leases = assigned
                 self.assigned.set()
             log.info(
                 "leases assigned",
@@ -418,6 +424,7 @@ class Worker:
             events=marker.progress,
         )
         self._rewind(_Checkpoint(blob, dict(marker.positions), marker))
+        self.restored = marker.snapshot_id
 
     # -- reporting ------------------------------------------------------------------------
 
@@ -441,7 +448,7 @@ class Worker:
         m.set_conflicts(mine)
         m.set_table_sizes(
             {
-                "holdings": len(self.engine.graph.held),
+                "holdings": len(self.engine.graph.holdings),
                 "contracts": len(self.engine.rel.contracts),
                 "open_conflicts": len(self.engine.open),
             }

@@ -1,0 +1,40 @@
+"""Glue for ``stakewatch worker``: settings, broker (external or embedded), logging, serve."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from streams.agents.runner import serve
+from streams.agents.worker import WorkerOptions
+from streams.engine import EngineConfig
+from streams.logging import configure_logging
+from streams.settings import SettingsError, load_settings
+
+__all__ = ["run_worker"]
+
+
+def run_worker(*, broker: str | None, web_port: int | None, config: EngineConfig) -> int:
+    try:
+        settings = load_settings(broker=broker, web_port=web_port)
+    except SettingsError as exc:
+        print(f"bad setting: {exc}", file=sys.stderr)
+        return 2
+    configure_logging()
+    return asyncio.run(_main(settings, config))
+
+
+async def _main(settings, config: EngineConfig) -> int:
+    from streams.connect import broker_session
+
+    async with broker_session(settings) as conn:
+        options = WorkerOptions(
+            conn.bootstrap,
+            names=conn.names,
+            config=config,
+            group_id=settings.group_id,
+            session_timeout=settings.session_timeout,
+            heartbeat_interval=settings.heartbeat_interval,
+            snapshot_interval=settings.snapshot_interval,
+        )
+        return await serve(options, web_host=settings.web_host, web_port=settings.web_port)

@@ -1,0 +1,145 @@
+"""`stakewatch replay` and `topics create` against the session's real broker."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from typer.testing import CliRunner
+
+from streams.broker import EmbeddedBroker
+from streams.cli import app
+from streams.connect import broker_session
+from streams.events import Rejection, decode
+from streams.replay import event_time_ms, replay
+from streams.settings import load_settings
+from streams.topics import TopicNames, default_topics, ensure_topics, route
+from tests.integration.kafka_read import read_topic
+
+pytestmark = pytest.mark.integration
+
+SEED = Path(__file__).resolve().parents[1] / "fixtures" / "scale-ai-2025.ndjson"
+BAD = [
+    b"{not json",
+    b'{"type":"merger.rumoured"}',
+    b"\xff\xfe\x00",
+    b"[]",
+    b'{"specversion":"1.0","id":"x1","source":"/s","type":"ownership.stake",'
+    b'"time":"2025-01-01T00:00:00Z","data":{"owner":"a","asset":"a","percent":5}}',
+]
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def cli_env(broker: EmbeddedBroker, prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STAKEWATCH_BROKER", broker.url)
+    monkeypatch.setenv("STAKEWATCH_TOPIC_PREFIX", prefix)
+
+
+async def test_replay_puts_every_event_on_its_topic_with_its_key_and_event_time(
+    broker: EmbeddedBroker, prefix: str
+) -> None:
+    names = TopicNames(prefix)
+    await ensure_topics(broker.bootstrap, default_topics(prefix))
+    expected: dict[str, dict[bytes, list[tuple[bytes, int]]]] = defaultdict(dict)
+    for raw in SEED.read_bytes().splitlines():
+        event = decode(raw)
+        assert not isinstance(event, Rejection)
+        topic, key = route(names, event)
+        expected[topic].setdefault(key, []).append((raw, event_time_ms(event.time)))
+
+    settings = load_settings(broker=broker.url, topic_prefix=prefix)
+    async with broker_session(settings) as conn:
+        assert (conn.embedded, conn.archive) == (False, None)
+        with SEED.open("rb") as source:
+            summary = await replay(conn, source)
+    assert summary.as_dict()["published"] == 80 and not summary.dead_lettered
+
+    for topic in names.inputs:
+        got: dict[bytes, list[tuple[bytes, int]]] = {}
+        partitions: dict[bytes, set[int]] = defaultdict(set)
+        for r in await read_topic(broker.bootstrap, topic):  # per partition, offset order
+            got.setdefault(r.key, []).append((r.value, r.timestamp))
+            partitions[r.key].add(r.partition)
+        assert got == expected[topic], topic  # same keys, file order per key, event time
+        assert all(len(p) == 1 for p in partitions.values())
+    assert await read_topic(broker.bootstrap, names.dead_letter) == []
+
+
+def test_bad_lines_go_to_the_dead_letter_topic_with_reasons_and_original_bytes(
+    broker: EmbeddedBroker, prefix: str, cli_env: None, tmp_path: Path
+) -> None:
+    seed = SEED.read_bytes().splitlines()
+    path = tmp_path / "mixed.ndjson"
+    path.write_bytes(b"\n".join(seed[:10] + BAD + seed[10:]) + b"\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["topics", "create"]).exit_code == 0
+    done = runner.invoke(app, ["replay", str(path), "--json"])
+    assert done.exit_code == 0, done.output
+    summary = orjson.loads(done.stdout)
+    assert summary["published"] == 80
+    assert summary["dead_lettered_by_reason"] == {
+        "invalid_json": 3,
+        "same_party": 1,
+        "unknown_type": 1,
+    }
+
+    import asyncio
+
+    letters = asyncio.run(read_topic(broker.bootstrap, TopicNames(prefix).dead_letter))
+    assert [r.value for r in letters] == BAD
+    for number, record in enumerate(letters, start=11):
+        headers = dict(record.headers)
+        assert headers["source_line"] == str(number).encode()
+        assert headers["source_file"] == str(path).encode()
+        code = decode(record.value)
+        assert isinstance(code, Rejection)
+        assert headers["code"] == code.code.encode()
+        assert headers["reason"] == str(code).encode()
+
+
+def test_replay_refuses_missing_topics_instead_of_auto_creating_them(
+    broker: EmbeddedBroker, prefix: str, cli_env: None
+) -> None:
+    done = CliRunner().invoke(app, ["replay", str(SEED)])
+    assert done.exit_code == 1
+    assert f"topic '{prefix}.reference' does not exist; run `stakewatch topics create`" in (
+        done.stderr
+    )
+
+    async def topics() -> list[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        try:
+            return await admin.list_topics()
+        finally:
+            await admin.close()
+
+    import asyncio
+
+    assert not [t for t in asyncio.run(topics()) if t.startswith(prefix)]
+
+
+def test_topics_create_reports_created_then_existing(
+    broker: EmbeddedBroker, prefix: str, cli_env: None
+) -> None:
+    runner = CliRunner()
+    first = runner.invoke(app, ["topics", "create", "--partitions", "3"])
+    assert first.exit_code == 0, first.output
+    assert f"created {prefix}.ownership" in first.stdout
+    assert "8 created, 0 already existed" in first.stdout
+    second = runner.invoke(app, ["topics", "create", "--partitions", "3"])
+    assert second.exit_code == 0, second.output
+    assert f"exists  {prefix}.ownership" in second.stdout
+    assert "0 created, 8 already existed" in second.stdout
+    other = runner.invoke(app, ["topics", "create", "--partitions", "4"])
+    assert other.exit_code == 1
+    assert "has 3 partitions, declared 4" in other.stderr

@@ -1,0 +1,166 @@
+"""Helpers for worker tests: publish events, run workers (in process or as processes),
+read topics back, and compute what ``stakewatch backtest`` says should be open."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams.agents.snapshots import read_to_end
+from streams.agents.worker import Worker, WorkerOptions
+from streams.engine import Engine
+from streams.events import Rejection, decode
+from streams.replay import event_time_ms
+from streams.topics import TopicNames, default_topics, ensure_topics, route
+
+FAST = {"session_timeout": 2.0, "heartbeat_interval": 0.5, "snapshot_interval": 0.5}
+
+
+async def publish(bootstrap: str, names: TopicNames, lines: Iterable[bytes]) -> int:
+    """Produce each valid line to its topic (key and event-time timestamp as replay does);
+    invalid lines go raw to the ownership topic, as a broken producer would send them,
+    stamped with the time of the line before (the worker merges partitions by timestamp)."""
+    await ensure_topics(bootstrap, default_topics(names.prefix))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    sent = 0
+    stamp = 0
+    try:
+        for raw in lines:
+            event = decode(raw)
+            if isinstance(event, Rejection):
+                await producer.send(names.ownership, raw, key=None, timestamp_ms=stamp)
+            else:
+                topic, key = route(names, event)
+                stamp = event_time_ms(event.time)
+                await producer.send(topic, raw, key=key, timestamp_ms=stamp)
+            sent += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def read_topic(bootstrap: str, topic: str) -> list:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        return await read_to_end(consumer, tp)
+    finally:
+        await consumer.stop()
+
+
+async def alert_docs(bootstrap: str, names: TopicNames) -> list[dict]:
+    return [orjson.loads(r.value) for r in await read_topic(bootstrap, names.alerts)]
+
+
+def open_from_alerts(docs: Iterable[dict]) -> dict[str, str]:
+    """Open conflicts as the alerts topic tells them: the last record per dedup_key."""
+    last: dict[str, dict] = {}
+    for doc in docs:
+        last[doc["dedup_key"]] = doc
+    return {k: d["severity"] for k, d in last.items() if d["status"] == "firing"}
+
+
+def backtest_open(lines: Iterable[bytes]) -> tuple[dict[str, str], list[dict]]:
+    engine = Engine()
+    records = []
+    for raw in lines:
+        records.extend(r.to_dict() for r in engine.process(raw).records)
+    return {k: c.severity for k, c in engine.open.items()}, records
+
+
+@contextlib.asynccontextmanager
+async def running_worker(bootstrap: str, names: TopicNames, **options) -> AsyncIterator[Worker]:
+    worker = Worker(WorkerOptions(bootstrap, names=names, **{**FAST, **options}))
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.stop()
+
+
+async def wait_for(predicate, seconds: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WorkerProcess:
+    """``stakewatch worker`` as a child process, for kill -9 tests."""
+
+    def __init__(self, bootstrap: str, prefix: str, log: Path) -> None:
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "STAKEWATCH_BROKER": f"kafka://{bootstrap}",
+            "STAKEWATCH_TOPIC_PREFIX": prefix,
+            "STAKEWATCH_SESSION_TIMEOUT": str(FAST["session_timeout"]),
+            "STAKEWATCH_HEARTBEAT_INTERVAL": str(FAST["heartbeat_interval"]),
+            "STAKEWATCH_SNAPSHOT_INTERVAL": str(FAST["snapshot_interval"]),
+            "STAKEWATCH_LOG_FORMAT": "json",
+        }
+        self.log = log
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streams", "worker", "--web-port", str(self.port)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    async def status(self) -> dict | None:
+        try:
+            async with httpx.AsyncClient(timeout=1) as client:
+                response = await client.get(f"http://127.0.0.1:{self.port}/readyz")
+                return response.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    async def applied(self) -> int:
+        status = await self.status()
+        return status["applied"] if status else 0
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait(10)
+        return self.proc.returncode
