@@ -211,7 +211,9 @@ class Worker:
         now = time.monotonic()
         merge.feed(
             (
-                InputRecord(tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value)
+                InputRecord(
+                    tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value, r.headers
+                )
                 for tp, records in batch.items()
                 for r in records
             ),
@@ -227,6 +229,8 @@ class Worker:
             self._futures.append(await producer.send(topic, value, key=key, headers=headers))
         if await self._failed_sends():
             return
+        if self.metrics is not None:
+            self._export_lag(reader)
         if not self.ready.is_set() and not merge.buffered and not merge.waiting_on():
             self.ready.set()
             self._set_state("running")
@@ -273,6 +277,13 @@ class Worker:
                             ),
                         )
                     )
+                    log.warning(
+                        "dead letter",
+                        reason=str(rejection),
+                        topic=r.topic,
+                        partition=r.partition,
+                        offset=r.offset,
+                    )
                     if metrics is not None:
                         metrics.observe_dead_letter(r.topic, rejection.code)
                 if metrics is not None:
@@ -291,7 +302,24 @@ class Worker:
                     self.latest.pop(record.dedup_key, None)
                 if lease_of(record.client, n) in leases:
                     self.counts[f"alerts_{record.status}"] += 1
-                    out.append((alerts_topic, record.to_json(), record.dedup_key.encode(), []))
+                    log.info(
+                        "alert",
+                        dedup_key=record.dedup_key,
+                        status=record.status,
+                        severity=record.severity,
+                        event_id=record.event_id,
+                        topic=r.topic,
+                        partition=r.partition,
+                        offset=r.offset,
+                    )
+                    out.append(
+                        (
+                            alerts_topic,
+                            record.to_json(),
+                            record.dedup_key.encode(),
+                            alert_headers(r),
+                        )
+                    )
                     if metrics is not None:
                         metrics.observe_alert(
                             record.status, record.severity, max(wall - r.timestamp / 1000, 0.0)
@@ -454,9 +482,36 @@ class Worker:
             }
         )
 
+    def _export_lag(self, reader: AIOKafkaConsumer) -> None:
+        lag: Counter[str] = Counter()
+        for tp in self._partitions:
+            hw = reader.highwater(tp)
+            if hw is not None:
+                lag[tp.topic] += max(hw - self._positions[(tp.topic, tp.partition)], 0)
+        assert self.metrics is not None
+        self.metrics.set_consumer_lag(lag)
+
     def _set_state(self, state: str) -> None:
         if self.metrics is not None:
             self.metrics.set_recovery_state(state)
+
+
+QUIET = ("stakewatch-deliver", b"no")
+"""Input header set by ``stakewatch replay --no-deliver``; copied onto the alert records it
+causes, so the delivery side records them as told without paging anyone."""
+
+
+def alert_headers(cause: InputRecord) -> list[tuple[str, bytes]]:
+    """Where an alert record came from (for logs and tracing), plus the quiet flag."""
+    headers = [
+        ("source_topic", cause.topic.encode()),
+        ("source_partition", str(cause.partition).encode()),
+        ("source_offset", str(cause.offset).encode()),
+        ("source_timestamp", str(cause.timestamp).encode()),
+    ]
+    if QUIET in cause.headers:
+        headers.append(QUIET)
+    return headers
 
 
 def _default_worker_id() -> str:
