@@ -144,12 +144,23 @@ def backtest(
 
 @app.command()
 def demo(
-    pace: Annotated[float, typer.Option(help="Seconds to pause before each alerting event.")] = 0.6,
+    pace: Annotated[
+        float, typer.Option(help="Seconds to pause before each stake and termination.")
+    ] = 0.6,
+    once: Annotated[
+        bool, typer.Option("--once", help="Exit after the scenario instead of watching.")
+    ] = False,
 ) -> None:
-    """Play the Scale AI case and show each alert as it fires and resolves."""
-    from streams.demo import run_demo
+    """Embedded broker + worker; replay the Scale AI case and show alerts as they fire."""
+    import asyncio
+    import os
 
-    run_demo(pace=pace)
+    from streams.demo import run_demo
+    from streams.logging import configure_logging
+
+    # The panels are the demo's output; worker logs only when something is wrong.
+    configure_logging(os.environ.get("STAKEWATCH_LOG_LEVEL", "WARNING"))
+    asyncio.run(run_demo(pace=pace, follow=not once))
 
 
 @app.command()
