@@ -383,6 +383,44 @@ def worker(
     raise typer.Exit(run_worker(broker=broker, web_port=web_port, config=_config(config)))
 
 
+@app.command()
+def rebuild(
+    broker: BrokerOpt = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--from", help="RFC 3339 time: apply only events stamped at/after it."),
+    ] = None,
+) -> None:
+    """Rebuild all state from the event topics at the workers' next start (stop them first)."""
+    import datetime as dt
+
+    from streams.connect import broker_session
+    from streams.rebuild import request_rebuild
+
+    when = None
+    if since is not None:
+        try:
+            when = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            err.print(f"[red]bad setting[/red]: --from: {since!r} is not an RFC 3339 time")
+            raise typer.Exit(2) from None
+        if when.tzinfo is None:
+            err.print(f"[red]bad setting[/red]: --from: {since!r} has no UTC offset")
+            raise typer.Exit(2)
+    settings = _settings(broker)
+
+    async def go() -> None:
+        async with broker_session(settings) as conn:
+            marker = await request_rebuild(conn.bootstrap, conn.names, when)
+            typer.echo(
+                f"rebuild requested ({marker.snapshot_id}, leases {sorted(marker.leases)}"
+                + (f", from {since}" if since else "")
+                + "): start the workers; they replay the event topics and reconcile alerts."
+            )
+
+    _run(go())
+
+
 def _config(path: Path | None):
     try:
         return load_config(path)

@@ -41,6 +41,13 @@ class Marker:
     positions: Mapping[tuple[str, int], int]
     leases: frozenset[int]
     created: float
+    rules: str = ""  # fingerprint of the rule set the state was computed with; "*" = any
+    since: int | None = None  # reset markers: apply only records stamped at/after (ms)
+
+    @property
+    def is_reset(self) -> bool:
+        """Written by ``stakewatch rebuild``: start from the empty state at offset 0."""
+        return not self.chunks
 
     @property
     def progress(self) -> int:
@@ -55,6 +62,8 @@ class Marker:
                 "positions": [[t, p, o] for (t, p), o in sorted(self.positions.items())],
                 "leases": sorted(self.leases),
                 "created": self.created,
+                "rules": self.rules,
+                "since": self.since,
             }
         )
 
@@ -69,19 +78,26 @@ class Marker:
             positions={(t, p): o for t, p, o in doc["positions"]},
             leases=frozenset(doc["leases"]),
             created=doc["created"],
+            rules=doc.get("rules", ""),
+            since=doc.get("since"),
         )
 
 
-def choose_marker(markers: Sequence[Marker], gained: Iterable[int]) -> Marker | None:
+def choose_marker(
+    markers: Sequence[Marker], gained: Iterable[int], rules: str = ""
+) -> Marker | None:
     """The snapshot to restore before publishing for ``gained`` leases.
 
     For each gained lease, the newest snapshot whose writer published for it: everything
     before that snapshot's positions reached the alerts topic. Of those, the least advanced,
     so no gained lease skips a transition. None when some lease has no such snapshot (then
-    only a replay from the beginning is safe).
+    only a replay from the beginning is safe). Snapshots computed under another rule set
+    do not count: a changed rule set means a replay, so every conflict is re-evaluated.
+    A reset marker (``stakewatch rebuild``) counts for any rule set.
     """
     newest: dict[int, Marker] = {}
-    for marker in sorted(markers, key=lambda m: m.offset):
+    usable = (m for m in markers if m.is_reset or m.rules == rules)
+    for marker in sorted(usable, key=lambda m: m.offset):
         for lease in marker.leases:
             newest[lease] = marker
     picked = []
@@ -106,18 +122,26 @@ class SnapshotStore:
     async def write(
         self,
         producer: AIOKafkaProducer,
-        blob: bytes,
+        blob: bytes | None,
         positions: Positions,
         leases: Iterable[int],
+        *,
+        rules: str = "",
+        since: int | None = None,
     ) -> Marker:
-        """Write chunks, then the marker; returns the marker once the broker has it."""
+        """Write chunks, then the marker; returns the marker once the broker has it.
+        ``blob=None`` writes a reset marker (no chunks)."""
         self._seq += 1
-        snapshot_id = f"{self.worker}:{self._seq}"
+        snapshot_id = f"{self.worker}:{self._seq}:{time.time_ns()}"
         key = snapshot_id.encode()
-        futures = [
-            await producer.send(self.topic, blob[i : i + CHUNK_BYTES], key=key, partition=0)
-            for i in range(0, max(len(blob), 1), CHUNK_BYTES)
-        ]
+        futures = (
+            [
+                await producer.send(self.topic, blob[i : i + CHUNK_BYTES], key=key, partition=0)
+                for i in range(0, max(len(blob), 1), CHUNK_BYTES)
+            ]
+            if blob is not None
+            else []
+        )
         chunks = tuple([(await f).offset for f in futures])
         marker = Marker(
             offset=-1,
@@ -127,6 +151,8 @@ class SnapshotStore:
             positions=dict(positions),
             leases=frozenset(leases),
             created=time.time(),
+            rules=rules,
+            since=since,
         )
         meta = await producer.send_and_wait(
             self.topic,
@@ -137,9 +163,11 @@ class SnapshotStore:
         )
         return dataclasses.replace(marker, offset=meta.offset)
 
-    async def markers(self, needed: Iterable[int] = (), window: int = 256) -> list[Marker]:
+    async def markers(
+        self, needed: Iterable[int] = (), window: int = 256, rules: str | None = None
+    ) -> list[Marker]:
         """Markers near the end of the topic; widens the window until every ``needed`` lease
-        has one or the whole topic has been read."""
+        has one usable under ``rules`` (any, when None) or the whole topic has been read."""
         needed = set(needed)
         tp = TopicPartition(self.topic, 0)
         consumer = _consumer(self.bootstrap)
@@ -156,8 +184,9 @@ class SnapshotStore:
                     for r in records
                     if (dict(r.headers or ()).get("kind") == b"marker")
                 ]
-                covered = set().union(*(m.leases for m in found)) if found else set()
-                if start == 0 or (needed <= covered and found):
+                usable = [m for m in found if rules is None or m.is_reset or m.rules == rules]
+                covered = set().union(*(m.leases for m in usable)) if usable else set()
+                if start == 0 or (needed <= covered and usable):
                     return found
                 window *= 4
         finally:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import hashlib
 import os
 import pickle
 import socket
@@ -31,14 +33,16 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.agents.leases import LeaseKeeper, lease_of
 from streams.agents.merge import InputRecord, Merge
-from streams.agents.snapshots import Marker, SnapshotStore, choose_marker
+from streams.agents.snapshots import Marker, SnapshotStore, choose_marker, read_to_end
 from streams.deadletter import dead_letter_headers
 from streams.engine import AlertRecord, Engine, EngineConfig
+from streams.engine.records import format_time
 from streams.events import Rejection, decode
 from streams.metrics import Metrics
 from streams.topics import TopicNames, default_topics, ensure_topics
@@ -109,6 +113,9 @@ class Worker:
         self._keeper: LeaseKeeper | None = None
         self.failure: BaseException | None = None
         self.restored: str | None = None  # the snapshot this worker last restored
+        self.rules = rules_fingerprint(options.config)
+        self._since: int | None = None  # set by a rebuild from a time: skip older records
+        self._reconcile = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -232,6 +239,8 @@ class Worker:
         if self.metrics is not None:
             self._export_lag(reader)
         if not self.ready.is_set() and not merge.buffered and not merge.waiting_on():
+            if self._reconcile:
+                await self._reconcile_alerts()
             self.ready.set()
             self._set_state("running")
             log.info("worker caught up", worker=self.worker_id, applied=self.counts["applied"])
@@ -251,8 +260,12 @@ class Worker:
         positions = self._positions
         alerts_topic = self.names.alerts
         wall = time.time()
+        since = self._since
         for r in records:
             positions[(r.topic, r.partition)] = r.offset + 1
+            if since is not None and r.timestamp < since:
+                self.counts["skipped"] += 1
+                continue
             raw = r.value or b""
             event = decode(raw)
             if isinstance(event, Rejection):
@@ -358,9 +371,10 @@ class Worker:
             await asyncio.gather(*self._futures, return_exceptions=True)
         if await self._failed_sends():
             return
-        blob = pickle.dumps((self.engine.snapshot(), self.latest), protocol=pickle.HIGHEST_PROTOCOL)
+        state = (self.engine.snapshot(), self.latest, self._since)
+        blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         positions = dict(self._positions)
-        marker = await self.store.write(producer, blob, positions, self.leases)
+        marker = await self.store.write(producer, blob, positions, self.leases, rules=self.rules)
         self._checkpoint = _Checkpoint(blob, positions, marker)
         self._last_snapshot = time.monotonic()
         self._snapshot_cost = self._last_snapshot - started
@@ -372,9 +386,9 @@ class Worker:
     def _reset(self, blob: bytes | None, positions: Positions) -> None:
         """Load state and seek every input partition to where it left off."""
         if blob:
-            engine_blob, latest = pickle.loads(blob)
+            engine_blob, latest, since = pickle.loads(blob)
             self.engine = Engine.restore(engine_blob, self.options.config)
-            self.latest = latest
+            self.latest, self._since = latest, since
         else:
             self.engine, self.latest = Engine(self.options.config), {}
         self._positions = {
@@ -389,6 +403,8 @@ class Worker:
         self._generation += 1
 
     def _rewind(self, checkpoint: _Checkpoint) -> None:
+        if checkpoint.blob is None:
+            self._reconcile = True  # a replay from scratch: check the alerts topic after
         self._reset(checkpoint.blob, checkpoint.positions)
         self._checkpoint = _Checkpoint(checkpoint.blob, dict(self._positions), checkpoint.marker)
         self.ready.clear()
@@ -430,18 +446,27 @@ class Worker:
 
     async def _restore_for(self, gained: frozenset[int], first: bool) -> None:
         """Make sure every record of a gained lease after its last flush gets published."""
-        marker = choose_marker(await self.store.markers(needed=gained), gained) if gained else None
-        if first and not gained:
-            marker = choose_marker(await self.store.markers(), range(self.n_leases))
+        wanted = gained if gained else frozenset(range(self.n_leases)) if first else None
+        if wanted is None:
+            return
+        markers = await self.store.markers(needed=wanted, rules=self.rules)
+        marker = choose_marker(markers, wanted, self.rules)
         if marker is None:
             if first or any(self._positions.values()):
                 log.info(
-                    "no snapshot covers the leases; replaying from the beginning",
+                    "no snapshot covers the leases under these rules; replaying from the start",
                     worker=self.worker_id,
                 )
                 self._rewind(_Checkpoint(None, {}))
             return
-        if not first and all(self._positions.get(tp, 0) <= o for tp, o in marker.positions.items()):
+        if marker.is_reset:
+            log.info("rebuild requested; replaying from the start", since_ms=marker.since)
+            self._rewind(_Checkpoint(None, {}))
+            self._since = marker.since
+            self.restored = marker.snapshot_id
+            return
+        behind = all(self._positions.get(tp, 0) <= o for tp, o in marker.positions.items())
+        if not first and behind:
             return  # we are behind the old holder's flush point: nothing was skipped
         blob = await self.store.load(marker)
         log.info(
@@ -453,6 +478,52 @@ class Worker:
         )
         self._rewind(_Checkpoint(blob, dict(marker.positions), marker))
         self.restored = marker.snapshot_id
+
+    async def _reconcile_alerts(self) -> None:
+        """After a replay from scratch, resolve what the alerts topic still shows open but
+        the rebuilt state does not (a new rule set, or a rebuild from a time, never fires
+        those again, so no resolved would follow). Runs for this worker's leases only."""
+        self._reconcile = False
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.options.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50
+        )
+        await consumer.start()
+        try:
+            tp = TopicPartition(self.names.alerts, 0)
+            consumer.assign([tp])
+            published = await read_to_end(consumer, tp)
+        finally:
+            await consumer.stop()
+        last: dict[str, dict] = {}
+        for record in published:
+            with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError):
+                doc = orjson.loads(record.value)
+                last[doc["dedup_key"]] = doc
+        when = self.engine.watermark
+        stamp = (
+            format_time(dt.datetime.fromtimestamp(when / 1e6, dt.UTC)) if when is not None else ""
+        )
+        producer = self._producer
+        assert producer is not None
+        stale = [
+            doc
+            for key, doc in sorted(last.items())
+            if doc.get("status") == "firing"
+            and key not in self.engine.open
+            and self.owns(doc.get("client", ""))
+        ]
+        for doc in stale:
+            resolved = {**doc, "status": "resolved", "event_id": "rebuild", "event_time": stamp}
+            key = doc["dedup_key"]
+            self._futures.append(
+                await producer.send(self.names.alerts, orjson.dumps(resolved), key=key.encode())
+            )
+            self.counts["alerts_resolved"] += 1
+            log.info(
+                "alert", dedup_key=key, status="resolved", reason="no longer open after rebuild"
+            )
+        if stale:
+            log.info("reconciled alerts topic after a rebuild", resolved=len(stale))
 
     # -- reporting ------------------------------------------------------------------------
 
@@ -512,6 +583,20 @@ def alert_headers(cause: InputRecord) -> list[tuple[str, bytes]]:
     if QUIET in cause.headers:
         headers.append(QUIET)
     return headers
+
+
+def rules_fingerprint(config: EngineConfig) -> str:
+    """A stable digest of the rule set, stored with each snapshot."""
+    canonical = orjson.dumps(
+        [
+            config.threshold,
+            sorted(config.sensitive_data_classes),
+            repr(config.severity),
+            config.spend_window_days,
+            config.path_floor,
+        ]
+    )
+    return hashlib.sha256(canonical).hexdigest()[:16]
 
 
 def _default_worker_id() -> str:

@@ -1,0 +1,49 @@
+"""``stakewatch rebuild``: rebuild all state from the event topics, from the start or a time.
+
+The event topics are the source of truth and are kept forever; a worker's state is only a
+cache of them (snapshots on the snapshots topic). A rebuild writes a *reset marker* there:
+the next worker to take its leases starts from the empty state at offset 0 instead of a
+snapshot, re-applies every event (or, with ``--from``, only those stamped at or after that
+time), publishes the transitions again, and then resolves on the alerts topic whatever
+the rebuilt state no longer has open. The notification log keeps receivers from being told
+the same state twice, so a rebuild pages nobody for what they already know.
+
+Stop every worker first, then rebuild, then start them: a running worker's newer snapshots
+would supersede the marker. A changed rule set (``--config``) needs no rebuild: snapshots
+carry a fingerprint of their rules and a worker with other rules ignores them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.agents.snapshots import Marker, SnapshotStore
+from streams.topics import TopicNames, default_topics, ensure_topics
+
+__all__ = ["request_rebuild"]
+
+
+async def request_rebuild(
+    bootstrap: str, names: TopicNames, since: dt.datetime | None = None
+) -> Marker:
+    """Write the reset marker covering every lease; returns it."""
+    await ensure_topics(bootstrap, default_topics(names.prefix))
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        leases = sorted(consumer.partitions_for_topic(names.leases) or {0})
+    finally:
+        await consumer.stop()
+    since_ms = None
+    if since is not None:
+        since_ms = int(since.timestamp() * 1000)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        store = SnapshotStore(bootstrap, names.snapshots, "rebuild")
+        return await store.write(producer, None, {}, leases, rules="*", since=since_ms)
+    finally:
+        await producer.stop()
