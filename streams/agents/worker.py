@@ -42,6 +42,7 @@ from streams.agents.merge import InputRecord, Merge
 from streams.agents.snapshots import Marker, SnapshotStore, choose_marker, read_to_end
 from streams.deadletter import dead_letter_headers
 from streams.engine import AlertRecord, Engine, EngineConfig
+from streams.engine.provenance import Provenance
 from streams.engine.records import format_time
 from streams.events import Rejection, decode
 from streams.metrics import Metrics
@@ -88,6 +89,7 @@ class Worker:
         )
         self.metrics = metrics
         self.engine = Engine(options.config)
+        self.provenance = Provenance()
         self.leases: frozenset[int] = frozenset()
         self.latest: dict[str, AlertRecord] = {}  # last record per open conflict (all leases)
         self.ready = asyncio.Event()
@@ -254,6 +256,7 @@ class Worker:
         """Apply records in order; the records to produce, already filtered by lease."""
         out: list[tuple[str, bytes, bytes | None, list]] = []
         engine = self.engine
+        provenance = self.provenance
         leases = self.leases
         n = self.n_leases
         metrics = self.metrics
@@ -274,6 +277,8 @@ class Worker:
                 event_type = event.type
                 outcome = engine.apply(event)
                 rejection = outcome.rejection
+                if rejection is None:
+                    provenance.observe(event)
             if rejection is not None:
                 self.counts["rejected"] += 1
                 if r.partition % n in leases:
@@ -371,7 +376,7 @@ class Worker:
             await asyncio.gather(*self._futures, return_exceptions=True)
         if await self._failed_sends():
             return
-        state = (self.engine.snapshot(), self.latest, self._since)
+        state = (self.engine.snapshot(), self.latest, self._since, self.provenance)
         blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         positions = dict(self._positions)
         marker = await self.store.write(producer, blob, positions, self.leases, rules=self.rules)
@@ -386,11 +391,12 @@ class Worker:
     def _reset(self, blob: bytes | None, positions: Positions) -> None:
         """Load state and seek every input partition to where it left off."""
         if blob:
-            engine_blob, latest, since = pickle.loads(blob)
+            engine_blob, latest, since, provenance = pickle.loads(blob)
             self.engine = Engine.restore(engine_blob, self.options.config)
-            self.latest, self._since = latest, since
+            self.latest, self._since, self.provenance = latest, since, provenance
         else:
             self.engine, self.latest = Engine(self.options.config), {}
+            self.provenance = Provenance()
         self._positions = {
             (tp.topic, tp.partition): positions.get((tp.topic, tp.partition), 0)
             for tp in self._partitions
