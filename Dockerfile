@@ -16,16 +16,21 @@ COPY pyproject.toml README.md* ./
 COPY streams ./streams
 COPY alerts ./alerts
 RUN pip install . && rm -rf /src
+# The seed scenario, at a fixed path for docker-compose.yml's `seed` service (`replay FILE`).
+COPY streams/scenarios /app/streams/scenarios
 
-# State that must survive restarts (faust table stores, the local archive) lives here;
-# compose mounts a volume on it. Faust resolves relative data paths from the working dir.
+# The data dir: the embedded-broker mode's local archive lives here (with an external Kafka,
+# as in compose, the worker keeps its snapshots on a topic); compose mounts a volume on it.
 WORKDIR /var/lib/stakewatch
 ENV STAKEWATCH_DATA_DIR=/var/lib/stakewatch
+# A container's loopback is its own: listen on every interface so the published port and a
+# Prometheus in another container reach /metrics.
+ENV STAKEWATCH_WEB_HOST=0.0.0.0
 USER stakewatch:stakewatch
 
 EXPOSE 6066
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:6066/metrics', timeout=4)"]
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:6066/healthz', timeout=4)"]
 
 ENTRYPOINT ["stakewatch"]
 CMD ["worker", "--web-port", "6066"]

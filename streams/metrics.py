@@ -54,6 +54,7 @@ __all__ = [
     "Exposure",
     "Metrics",
     "bound_top_n",
+    "sample_names_of",
     "summarize_exposure",
 ]
 
@@ -405,7 +406,7 @@ class Metrics:
         )
         self.table_entries = Gauge(
             name("table_entries"),
-            "Keys held in each faust table by this worker.",
+            "Entries in the engine state this worker holds in memory (holdings, contracts, ...).",
             ["table"],
             registry=r,
         )
@@ -443,10 +444,16 @@ class Metrics:
         self._consumed(topic, event_type, "applied")
         self.processing_latency.labels(self._topic(topic)).observe(max(0.0, latency_s))
 
-    def observe_rejected(self, topic: str, event_type: str | None, reason: str) -> None:
-        """An input record was rejected and dead-lettered (`event_type` None if undecodable)."""
+    def observe_rejected(
+        self, topic: str, event_type: str | None, reason: str, *, dead_lettered: bool = True
+    ) -> None:
+        """An input record was rejected (`event_type` None if undecodable). Pass
+        `dead_lettered=False` when another worker writes its dead letter (every worker reads
+        every record, only the partition's lease holder dead-letters it), so that
+        `dead_letters_total` summed over workers counts each dead letter once."""
         self._consumed(topic, event_type, "rejected")
-        self.observe_dead_letter(topic, reason)
+        if dead_lettered:
+            self.observe_dead_letter(topic, reason)
 
     def observe_duplicate(self, topic: str, event_type: str) -> None:
         """A repeat of an already applied (source, id) at a new offset: ignored."""
@@ -564,8 +571,8 @@ class Metrics:
         return generate_latest(self.registry)
 
     def aiohttp_handler(self) -> Callable[[Any], Awaitable[Any]]:
-        """An aiohttp handler for `GET /metrics` (faust's web server is aiohttp):
-        `app.web.web_app.router.add_get("/metrics", metrics.aiohttp_handler())`."""
+        """An aiohttp handler for `GET /metrics`; streams/web.py routes it beside /healthz:
+        `app.router.add_get("/metrics", metrics.aiohttp_handler())`."""
         from aiohttp import web
 
         async def handle_metrics(request: web.Request) -> web.Response:
@@ -575,18 +582,27 @@ class Metrics:
 
     def sample_names(self) -> frozenset[str]:
         """Every sample name this registry can expose (`_total`, `_bucket`, … included)."""
-        suffixes = {
-            "counter": ("_total", "_created"),
-            "histogram": ("_bucket", "_sum", "_count", "_created"),
-            "summary": ("_sum", "_count", "_created", ""),
-            "info": ("_info",),
-        }
-        names: set[str] = set()
-        for family in self.registry.collect():
-            for suffix in suffixes.get(family.type, ("",)):
-                names.add(family.name + suffix)
-            names.update(s.name for s in family.samples)
-        return frozenset(names)
+        return sample_names_of(self.registry.collect())
+
+
+_SUFFIXES: Final = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "summary": ("_sum", "_count", "_created", ""),
+    "info": ("_info",),
+}
+
+
+def sample_names_of(families: Iterable[Metric]) -> frozenset[str]:
+    """Sample names the families can expose, whether or not they have samples yet. Takes a
+    registry's `collect()` or the families parsed from a scrape, so a test can check that a
+    running worker exposes exactly what `Metrics.sample_names()` promises."""
+    names: set[str] = set()
+    for family in families:
+        for suffix in _SUFFIXES.get(family.type, ("",)):
+            names.add(family.name + suffix)
+        names.update(s.name for s in family.samples)
+    return frozenset(names)
 
 
 def _version() -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -281,7 +282,8 @@ class Worker:
                     provenance.observe(event)
             if rejection is not None:
                 self.counts["rejected"] += 1
-                if r.partition % n in leases:
+                owned = r.partition % n in leases
+                if owned:
                     out.append(
                         (
                             self.names.dead_letter,
@@ -302,13 +304,15 @@ class Worker:
                         partition=r.partition,
                         offset=r.offset,
                     )
-                    if metrics is not None:
-                        metrics.observe_dead_letter(r.topic, rejection.code)
                 if metrics is not None:
                     if rejection.code == "duplicate":
                         metrics.observe_duplicate(r.topic, event_type or "_other")
+                        if owned:
+                            metrics.observe_dead_letter(r.topic, rejection.code)
                     else:
-                        metrics.observe_rejected(r.topic, event_type, rejection.code)
+                        metrics.observe_rejected(
+                            r.topic, event_type, rejection.code, dead_lettered=owned
+                        )
                 continue
             self.counts["applied"] += 1
             if metrics is not None:
@@ -414,6 +418,7 @@ class Worker:
         self._reset(checkpoint.blob, checkpoint.positions)
         self._checkpoint = _Checkpoint(checkpoint.blob, dict(self._positions), checkpoint.marker)
         self.ready.clear()
+        self._set_state("recovering")
 
     async def _on_revoked(self, revoked: frozenset[int]) -> None:
         if not revoked:
@@ -550,7 +555,17 @@ class Worker:
         if now - self._last_export < 1.0:
             return
         self._last_export = now
-        m.set_conflicts(mine)
+        now_us = self.engine.watermark
+        spend = self.engine.rel.spend_365d
+        # spend moves without a transition (no alert record), so refresh the figure here
+        m.set_conflicts(
+            mine
+            if now_us is None
+            else [
+                dataclasses.replace(r, spend_365d=round(spend(r.client, r.vendor, now_us), 2))
+                for r in mine
+            ]
+        )
         m.set_table_sizes(
             {
                 "holdings": len(self.engine.graph.holdings),

@@ -8,37 +8,32 @@ here, so docker-compose.yml and the Dockerfile are checked as data.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
-import shutil
-import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import yaml
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from streams.metrics import Metrics
-
-ROOT = Path(__file__).resolve().parents[2]
-PROM = ROOT / "infra" / "prometheus"
-GRAFANA = ROOT / "infra" / "grafana"
-DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
-RULE_FILES = sorted((PROM / "rules").glob("*.yml"))
-# Series Prometheus itself attaches to every scrape target.
-PROMETHEUS_BUILTINS = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} not found: `make debian-deps` installs it (infra/debian-packages.txt)"
-    return path
+from tests.observability import (
+    DASHBOARDS,
+    GRAFANA,
+    PROM,
+    PROMETHEUS_BUILTINS,
+    ROOT,
+    RULE_FILES,
+    panel_exprs,
+    promql_metric_names,
+    recorded_names,
+    rules,
+    running_prometheus,
+    tool,
+)
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -87,24 +82,6 @@ def test_every_health_alert_has_a_promtool_test() -> None:
 
 # -- metric names in PromQL -------------------------------------------------------------------
 
-_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left"}
-_KEYWORDS |= {"group_right", "offset", "bool", "inf", "nan"}
-
-
-def promql_metric_names(expr: str) -> set[str]:
-    """Metric names an expression selects (functions, keywords, labels and strings removed)."""
-    s = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expr)
-    s = re.sub(r"\{[^}]*\}", " ", s)  # label matchers
-    s = re.sub(r"\[[^\]]*\]", " ", s)  # ranges, subqueries, $__rate_interval
-    s = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", s)
-    s = re.sub(r"\$\{[^}]*\}|\$\w+", " ", s)  # Grafana variables
-    names = set()
-    for m in re.finditer(r"(?<![\w:.])([A-Za-z_:][\w:]*)(\s*\()?", s):
-        word, call = m.group(1), m.group(2)
-        if not call and word.lower() not in _KEYWORDS:
-            names.add(word)
-    return names
-
 
 def test_the_promql_name_parser_finds_metrics_and_only_metrics() -> None:
     expr = (
@@ -116,31 +93,11 @@ def test_the_promql_name_parser_finds_metrics_and_only_metrics() -> None:
     assert promql_metric_names(expr) == {"a_bucket", "b:c:rate5m", "c_total", "d"}
 
 
-def rules() -> list[dict[str, Any]]:
-    return [
-        r
-        for path in RULE_FILES
-        for g in yaml.safe_load(path.read_text())["groups"]
-        for r in g["rules"]
-    ]
-
-
-def panel_exprs() -> Iterator[tuple[str, str, str]]:
-    def walk(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        for p in panels:
-            yield p
-            yield from walk(p.get("panels", []))
-
-    for path in DASHBOARDS:
-        dashboard = json.loads(path.read_text())
-        for panel in walk(dashboard["panels"]):
-            for target in panel.get("targets", []):
-                yield path.name, panel["title"], target["expr"]
-
-
 def exported_names() -> set[str]:
-    recorded = {r["record"] for r in rules() if "record" in r}
-    return set(Metrics(CollectorRegistry()).sample_names()) | recorded | PROMETHEUS_BUILTINS
+    """What a worker exports: `Metrics.sample_names()` of a fresh registry is exactly the set
+    a running worker's /metrics exposes (tests/integration/test_prometheus_scrape.py checks
+    that against a real worker), plus recording rules and Prometheus' own series."""
+    return set(Metrics(CollectorRegistry()).sample_names()) | recorded_names() | PROMETHEUS_BUILTINS
 
 
 def test_every_rule_queries_only_metrics_the_worker_exports() -> None:
@@ -216,9 +173,24 @@ def test_the_dashboards_have_the_panels_operators_need() -> None:
 # -- docker compose and the image (validated as data: Docker cannot run here) ------------------
 
 
+BROKER = "kafka://kafka:9092"
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def option(command: list[str], name: str) -> str:
+    assert name in command, f"{name} missing from {command}"
+    return command[command.index(name) + 1]
+
+
+def test_compose_has_the_production_shaped_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"kafka", "topics", "worker", "seed", "prometheus", "grafana"}
+    # All of them start with a plain `docker compose up` (issue 5: the seed fills the dashboards).
+    assert not [name for name, s in services.items() if s.get("profiles")]
 
 
 def test_compose_runs_kafka_in_kraft_mode_with_one_node(compose: dict[str, Any]) -> None:
@@ -229,33 +201,52 @@ def test_compose_runs_kafka_in_kraft_mode_with_one_node(compose: dict[str, Any])
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
     assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
     assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 1
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"  # the topics service creates them
     assert "healthcheck" in kafka
 
 
 def test_compose_creates_topics_before_the_worker_starts(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert services["topics"]["command"] == ["topics", "create"]
-    assert services["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
-    worker = services["worker"]
+    topics, worker = services["topics"], services["worker"]
+    assert topics["command"][:2] == ["topics", "create"]
+    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert worker["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
-    for name in ("topics", "worker"):
-        assert services[name]["environment"]["STAKEWATCH_BROKER"] == "kafka://kafka:9092"
+    for name in ("topics", "worker", "seed"):
+        assert option(services[name]["command"], "--broker") == BROKER, name
+        assert services[name]["environment"]["STAKEWATCH_BROKER"] == BROKER, name
         assert services[name]["build"] == "."
 
 
 def test_compose_worker_serves_metrics_where_prometheus_scrapes(compose: dict[str, Any]) -> None:
     worker = compose["services"]["worker"]
     command = worker["command"]
-    port = command[command.index("--web-port") + 1]
+    port = option(command, "--web-port")
     assert command[0] == "worker"
+    # The web port binds to loopback unless told otherwise: Prometheus is another container.
+    assert worker["environment"]["STAKEWATCH_WEB_HOST"] == "0.0.0.0"
     assert f"{port}:{port}" in worker["ports"]
-    assert "/metrics" in " ".join(worker["healthcheck"]["test"])
+    assert f"127.0.0.1:{port}/healthz" in " ".join(worker["healthcheck"]["test"])
     config = yaml.safe_load((PROM / "prometheus.yml").read_text())
     (job,) = config["scrape_configs"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
     assert job["static_configs"][0]["targets"] == [f"worker:{port}"]
     local = yaml.safe_load((PROM / "prometheus.local.yml").read_text())
     assert local["scrape_configs"][0]["static_configs"][0]["targets"] == [f"localhost:{port}"]
+
+
+def test_compose_seeds_the_scenario_shipped_in_the_image(compose: dict[str, Any]) -> None:
+    seed = compose["services"]["seed"]
+    assert seed["command"][0] == "replay"
+    path = seed["command"][1]
+    # The Dockerfile copies streams/scenarios/ to /app/streams/scenarios/: same relative path.
+    copies = re.findall(r"^COPY\s+(\S+)\s+(\S+)\s*$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert ("streams/scenarios", "/app/streams/scenarios") in copies
+    assert path.startswith("/app/streams/scenarios/")
+    assert (ROOT / path.removeprefix("/app/")).is_file()
+    assert "streams/scenarios" not in (ROOT / ".dockerignore").read_text()
+    assert seed["depends_on"]["worker"]["condition"] == "service_healthy"
+    assert seed["restart"] == "no"
 
 
 def test_compose_mounts_the_repos_prometheus_and_grafana_config(compose: dict[str, Any]) -> None:
@@ -269,17 +260,26 @@ def test_compose_mounts_the_repos_prometheus_and_grafana_config(compose: dict[st
     assert "3000:3000" in grafana["ports"]
     assert grafana["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
     assert grafana["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith("/var/lib/grafana/dashboards/")
+    assert (GRAFANA / "dashboards" / home.rsplit("/", 1)[1]).is_file()
     assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
     for name in ("kafka", "worker", "prometheus", "grafana"):
         assert "healthcheck" in services[name], name
-    # Every bind mount of the default profile points at something in the repo.
-    for name, service in services.items():
-        if service.get("profiles"):
-            continue
+
+
+def test_compose_mounts_only_files_that_exist_and_declares_its_volumes(
+    compose: dict[str, Any],
+) -> None:
+    named = set(compose.get("volumes") or {})
+    for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
+            assert not source.startswith(("/", "~")), f"{name}: host path {source} outside the repo"
             if source.startswith("."):
                 assert (ROOT / source).exists(), f"{name}: {source} missing"
+            else:
+                assert source in named, f"{name}: volume {source} not declared"
 
 
 def test_the_image_runs_the_worker_as_a_non_root_user() -> None:
@@ -307,22 +307,11 @@ def test_prometheus_is_installed_by_the_test_entry_point() -> None:
 # -- a real scrape ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with contextlib.closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _query(session: aiohttp.ClientSession, base: str, promql: str) -> list[dict[str, Any]]:
-    async with session.get(f"{base}/api/v1/query", params={"query": promql}) as response:
-        body = await response.json()
-    assert body["status"] == "success", body
-    return body["data"]["result"]
-
-
 async def test_a_real_prometheus_scrapes_the_endpoint_and_evaluates_the_rules(
     tmp_path: Path,
 ) -> None:
+    """The rules against a bare `Metrics` endpoint (no broker): quick, and pins the recording
+    rules' arithmetic; tests/integration/test_prometheus_scrape.py does it with a worker."""
     metrics = Metrics(CollectorRegistry())
     metrics.observe_applied("stakewatch.ownership", "ownership.stake", 0.03)
     metrics.set_conflicts(
@@ -345,33 +334,6 @@ async def test_a_real_prometheus_scrapes_the_endpoint_and_evaluates_the_rules(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     worker_port = runner.addresses[0][1]
-
-    prom_port = _free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(PROM / "rules" / "*.yml")],
-                "scrape_configs": [
-                    {
-                        "job_name": "stakewatch",
-                        "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"]}],
-                    }
-                ],
-            }
-        )
-    )
-    log = (tmp_path / "prometheus.log").open("wb")
-    proc = await asyncio.create_subprocess_exec(
-        tool("prometheus"),
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp_path / 'data'}",
-        f"--web.listen-address=127.0.0.1:{prom_port}",
-        stdout=log,
-        stderr=log,
-    )
-    base = f"http://127.0.0.1:{prom_port}"
     wanted = {
         'up{job="stakewatch"}': 1,
         'stakewatch_open_conflicts{severity="critical"}': 1,
@@ -381,27 +343,15 @@ async def test_a_real_prometheus_scrapes_the_endpoint_and_evaluates_the_rules(
     }
     seen: dict[str, float] = {}
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        async with running_prometheus(tmp_path, [f"127.0.0.1:{worker_port}"]) as prom:
             for _ in range(120):
-                if proc.returncode is not None:
-                    break
-                with contextlib.suppress(aiohttp.ClientError, AssertionError):
-                    for promql in wanted:
-                        result = await _query(session, base, promql)
-                        if result:
-                            seen[promql] = float(result[0]["value"][1])
+                for promql in wanted:
+                    result = await prom.query(promql)
+                    if result:
+                        seen[promql] = float(result[0]["value"][1])
                 if seen.keys() == wanted.keys():
                     break
                 await asyncio.sleep(0.5)
+            assert seen == wanted, prom.log_tail()
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-        log.close()
         await runner.cleanup()
-    output = (tmp_path / "prometheus.log").read_text(errors="replace")[-3000:]
-    assert seen == wanted, output

@@ -19,6 +19,7 @@ from streams.metrics import (
     OTHER,
     Metrics,
     bound_top_n,
+    sample_names_of,
     summarize_exposure,
 )
 
@@ -110,6 +111,9 @@ def test_sample_names_cover_what_render_emits(metrics: Metrics) -> None:
     assert rendered <= metrics.sample_names()
     # Known before anything happened, so that dashboards can be checked against a fresh worker.
     fresh = Metrics(CollectorRegistry()).sample_names()
+    # The same names come out of a parsed scrape (the integration test scrapes a real worker).
+    parsed = text_string_to_metric_families(metrics.render().decode())
+    assert sample_names_of(parsed) == metrics.sample_names() == fresh
     assert {
         "stakewatch_events_consumed_total",
         "stakewatch_processing_latency_seconds_bucket",
@@ -126,6 +130,22 @@ def test_events_are_counted_by_topic_type_and_outcome(metrics: Metrics) -> None:
     dead = samples(metrics, "stakewatch_dead_letters_total")
     assert dead[(("reason", "schema"), ("topic", "stakewatch.spend"))] == 1
     assert samples(metrics, "stakewatch_last_event_consumed_timestamp_seconds") == {(): 1.7e9}
+
+
+def test_a_rejection_another_worker_dead_letters_is_consumed_but_not_a_dead_letter(
+    metrics: Metrics,
+) -> None:
+    # Every worker reads every record; only the partition's lease holder writes the dead
+    # letter, so only it counts one, and the sum over workers counts each dead letter once.
+    metrics.observe_rejected("stakewatch.spend", "spend.recorded", "schema", dead_lettered=False)
+    metrics.observe_rejected("stakewatch.spend", "spend.recorded", "schema")
+    consumed = samples(metrics, "stakewatch_events_consumed_total")
+    assert consumed == {
+        (("outcome", "rejected"), ("topic", "stakewatch.spend"), ("type", "spend.recorded")): 2
+    }
+    assert samples(metrics, "stakewatch_dead_letters_total") == {
+        (("reason", "schema"), ("topic", "stakewatch.spend")): 1
+    }
 
 
 def test_unexpected_label_values_fold_into_other_instead_of_raising(metrics: Metrics) -> None:
