@@ -11,6 +11,11 @@ the other, in submit order, retries included: a receiver never sees ``resolved``
 ``firing`` it resolves. Lanes of different conflicts run in parallel, at most
 ``Channel.max_in_flight`` per receiver. ``max_pending`` bounds the records submitted and not
 yet acked: beyond it ``submit`` waits (it never drops), which stops the worker consuming.
+
+Crash safety: before a record's first attempt the lane writes an *intent* to the notification
+log, and the outcome after the answer. After a ``kill -9`` the log tells "never tried"
+(send), "told" (skip) and "in doubt" (an attempt was in flight: send again, through the
+receiver's ``redeliver`` when it has one, so Slack can say the message may be a repeat).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any, Protocol
 import structlog
 from aiolimiter import AsyncLimiter
 
-from alerts.notification_log import NotificationLog, decide, updated
+from alerts.notification_log import SENDING, NotificationLog, decide, updated
 from alerts.receivers.base import Delivery, Receiver
 from alerts.record import AlertRecord
 from alerts.retry import PERMANENT, RetryPolicy, backoff, deliver_with_retry
@@ -101,6 +106,7 @@ class _Ticket:
     record: AlertRecord
     ack: Ack | None
     remaining: int
+    deliver: bool = True
 
 
 @dataclass(eq=False)
@@ -165,8 +171,15 @@ class Dispatcher:
         """Records submitted and not yet acked."""
         return self._pending
 
-    async def submit(self, record: AlertRecord, ack: Ack | None = None) -> None:
-        """Queue ``record``; returns once queued (waits while ``max_pending`` are pending)."""
+    async def submit(
+        self, record: AlertRecord, ack: Ack | None = None, *, deliver: bool = True
+    ) -> None:
+        """Queue ``record``; returns once queued (waits while ``max_pending`` are pending).
+
+        ``deliver=False`` records this one record as told without sending it (records caused
+        by ``stakewatch replay --no-deliver``); a dispatcher built with ``deliver=False``
+        sends nothing whatever this says.
+        """
         if self._closed:
             raise RuntimeError("dispatcher is closed")
         names = self._routes(record)
@@ -176,7 +189,7 @@ class Dispatcher:
             await self._call_ack(ack, record)
             return
         await self._reserve()
-        ticket = _Ticket(record, ack, len(names))
+        ticket = _Ticket(record, ack, len(names), deliver and self._deliver)
         for name in names:
             self._enqueue(name, ticket)
 
@@ -243,7 +256,7 @@ class Dispatcher:
             while lane.queue:
                 ticket = lane.queue[0]
                 async with self._slots[name]:
-                    await self._handle(channel, ticket.record)
+                    await self._handle(channel, ticket.record, ticket.deliver)
                 lane.queue.popleft()
                 self._depth[name] -= 1
                 self._metrics.queue_depth(name, self._depth[name])
@@ -252,7 +265,7 @@ class Dispatcher:
             if self._lanes.get(key) is lane and not lane.queue:
                 del self._lanes[key]
 
-    async def _handle(self, channel: Channel, record: AlertRecord) -> None:
+    async def _handle(self, channel: Channel, record: AlertRecord, deliver: bool) -> None:
         name, key = channel.name, record.dedup_key
         previous = await self._with_log_retry(lambda: self._log_store.get(name, key))
         decision = decide(previous, record)
@@ -263,11 +276,11 @@ class Dispatcher:
             "severity": record.severity,
             "event_id": record.event_id,
         }
-        if decision != "send":
+        if decision not in ("send", "in_doubt"):
             self._metrics.delivery(name, "skipped")
             self._log.debug("alert.skipped", reason=decision, **fields)
             return
-        if not self._deliver:
+        if not deliver:
             value = updated(previous, record, "recorded", told=True)
             await self._with_log_retry(lambda: self._log_store.put(name, key, value))
             self._metrics.delivery(name, "recorded")
@@ -285,8 +298,23 @@ class Dispatcher:
                 **fields,
             )
 
+        in_doubt = decision == "in_doubt"
+        if in_doubt:
+            self._log.warning("alert.in_doubt", **fields)
+        intent = updated(previous, record, SENDING, told=False)
+        announced = False
+
+        async def attempt() -> Delivery:
+            nonlocal announced
+            if channel.limiter is not None:
+                await channel.limiter.acquire()
+            if not announced:  # after the rate limit: a queued record is not in doubt
+                await self._with_log_retry(lambda: self._log_store.put(name, key, intent))
+                announced = True
+            return await self._attempt(channel, record, in_doubt)
+
         delivery = await deliver_with_retry(
-            lambda: self._attempt(channel, record),
+            attempt,
             channel.policy,
             sleep=self._sleep,
             clock=self._clock,
@@ -310,10 +338,12 @@ class Dispatcher:
             **fields,
         )
 
-    async def _attempt(self, channel: Channel, record: AlertRecord) -> Delivery:
-        if channel.limiter is not None:
-            await channel.limiter.acquire()
+    async def _attempt(self, channel: Channel, record: AlertRecord, in_doubt: bool) -> Delivery:
+        """One request; a record in doubt goes through ``redeliver`` if the receiver has it."""
+        redeliver = getattr(channel.receiver, "redeliver", None) if in_doubt else None
         try:
+            if redeliver is not None:
+                return await redeliver(record)
             return await channel.receiver.deliver(record)
         except asyncio.CancelledError:
             raise

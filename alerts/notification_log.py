@@ -16,14 +16,24 @@ A *new* record (a new event) is sent unless the receiver already knows that exac
 situation                                                  decision
 =========================================================  ==========================
 ``(event_id, status, severity)`` already handled           skip ``already_handled``
+an attempt started and its outcome was never logged        send, ``in_doubt`` (below)
 receiver last told this status and severity                skip ``same_state``
 ``resolved`` and the receiver was never told it fired      skip ``never_fired``
 otherwise                                                  send
 =========================================================  ==========================
 
+**Intent before sending.** Before the first HTTP attempt the dispatcher writes the record as
+``handled`` with the outcome ``SENDING``; the outcome write after the answer replaces it. A
+process killed in between leaves the intent behind, and after the restart the record is
+*in doubt*: the receiver may or may not have it. It is sent again (a lost page is worse than
+a repeated one), and receivers that can say so mark the repeat (Slack: "sent again after a
+restart"); PagerDuty and Alertmanager fold it by ``dedup_key`` / labels. Without the intent
+a restart could not tell "never tried" from "maybe told".
+
 The in-memory log is for tests and single-process runs; the Kafka-backed one (a compacted
 topic keyed by ``receiver|dedup_key``) implements the same Protocol and must pass the same
-tests (``tests/unit/alerts/test_notification_log.py`` runs against any factory).
+tests (``tests/unit/alerts/test_alerts_notification_log.py``; the Kafka one runs them in
+``tests/integration/test_notification_log_kafka.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from alerts.record import AlertRecord, Severity, Status
 
 __all__ = [
     "HANDLED_LIMIT",
+    "SENDING",
     "Decision",
     "Handled",
     "InMemoryNotificationLog",
@@ -46,6 +57,8 @@ __all__ = [
 
 #: How many handled records each (receiver, dedup_key) remembers.
 HANDLED_LIMIT = 32
+#: ``Handled.outcome`` of an intent: an attempt started, its outcome not yet logged.
+SENDING = "sending"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +87,20 @@ class Notified:
     handled: tuple[Handled, ...] = field(default=())
 
     def knows(self, record: AlertRecord) -> bool:
-        return any(
-            h.event_id == record.event_id
-            and h.status == record.status
-            and h.severity == record.severity
-            for h in self.handled
-        )
+        """The record was dealt with for good (an intent alone does not count)."""
+        return any(h.outcome != SENDING and _same(h, record) for h in self.handled)
+
+    def in_doubt(self, record: AlertRecord) -> bool:
+        """An attempt to send the record started and its outcome was never logged."""
+        return any(h.outcome == SENDING and _same(h, record) for h in self.handled)
+
+
+def _same(handled: Handled, record: AlertRecord) -> bool:
+    return (
+        handled.event_id == record.event_id
+        and handled.status == record.status
+        and handled.severity == record.severity
+    )
 
 
 class NotificationLog(Protocol):
@@ -91,7 +112,7 @@ class NotificationLog(Protocol):
     async def put(self, receiver: str, dedup_key: str, value: Notified) -> None: ...
 
 
-Decision = Literal["send", "already_handled", "same_state", "never_fired"]
+Decision = Literal["send", "in_doubt", "already_handled", "same_state", "never_fired"]
 
 
 def decide(previous: Notified | None, record: AlertRecord) -> Decision:
@@ -99,6 +120,8 @@ def decide(previous: Notified | None, record: AlertRecord) -> Decision:
     if previous is not None:
         if previous.knows(record):
             return "already_handled"
+        if previous.in_doubt(record):
+            return "in_doubt"
         if previous.status == record.status and previous.severity == record.severity:
             return "same_state"
     told = previous.status if previous is not None else None
@@ -108,9 +131,13 @@ def decide(previous: Notified | None, record: AlertRecord) -> Decision:
 
 
 def updated(previous: Notified | None, record: AlertRecord, outcome: str, told: bool) -> Notified:
-    """The log value after ``record`` was handled (``told``: the receiver now knows it)."""
+    """The log value after ``record`` was handled (``told``: the receiver now knows it).
+
+    An intent for the same record (``SENDING``) is replaced, so the final outcome settles it.
+    """
     base = previous or Notified(None, None, None)
-    handled = (*base.handled, Handled(record.event_id, record.status, record.severity, outcome))
+    kept = tuple(h for h in base.handled if not (h.outcome == SENDING and _same(h, record)))
+    handled = (*kept, Handled(record.event_id, record.status, record.severity, outcome))
     handled = handled[-HANDLED_LIMIT:]
     if told:
         return Notified(record.status, record.severity, record.event_id, handled)

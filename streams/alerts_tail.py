@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
-from typing import BinaryIO
+from collections.abc import Callable, Mapping
+from typing import Any, BinaryIO
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.kafka import make_consumer
 from streams.publish import TopicMissingError
 from streams.signals import on_signals
 
@@ -37,18 +38,21 @@ async def tail_alerts(
     idle: float | None = 2.0,
     on_ready: Callable[[], None] | None = None,
     handle_signals: bool = False,
+    client: Mapping[str, Any] | None = None,
 ) -> int:
     """Write each record's value as one line to ``out``; return how many were written.
 
     ``idle=None`` follows until cancelled (or SIGINT/SIGTERM with ``handle_signals``);
     otherwise returns after ``idle`` seconds with no new record. ``on_ready`` is called once
-    the start position is fixed: records produced after it are printed.
+    the start position is fixed: records produced after it are printed. ``client``: the
+    cluster's security options (``Connection.client_options``).
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = on_signals(loop, stop.set) if handle_signals else []
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    consumer = make_consumer(
+        bootstrap,
+        client,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

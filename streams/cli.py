@@ -189,6 +189,82 @@ def bench(
         json_path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
 
+# -- questions over a file: the offline twins of GET /v1/explain and POST /v1/what-if ----
+
+
+def _load_state(file: str, config: Path | None):
+    """Apply FILE as backtest does, keeping the evidence explanations cite."""
+    from streams.query import load_lines
+
+    engine_config = _config(config)
+    try:
+        with sys.stdin.buffer if file == "-" else open(file, "rb") as source:
+            return load_lines(source, engine_config)
+    except OSError as exc:
+        err.print(f"[red]cannot read {file}[/red]: {exc.strerror}")
+        raise typer.Exit(1) from None
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+EntityOpt = Annotated[str, typer.Option(help="Entity id.", show_default=False)]
+
+
+@app.command()
+def explain(
+    file: Annotated[str, typer.Argument(help="NDJSON events; '-' for stdin.")],
+    client: EntityOpt,
+    vendor: EntityOpt,
+    rival: EntityOpt,
+    config: ConfigOpt = None,
+) -> None:
+    """Why (client, vendor, rival) is a conflict after FILE, or why not (as GET /v1/explain)."""
+    from streams.query import SLUG, NotFound
+    from streams.query import explain as run_explain
+
+    for name, value in (("--client", client), ("--vendor", vendor), ("--rival", rival)):
+        if not SLUG.match(value):
+            err.print(f"[red]bad option[/red] {name}: {value!r} is not an entity id")
+            raise typer.Exit(2)
+    state = _load_state(file, config)
+    try:
+        doc = run_explain(state.engine, state.provenance, client, vendor, rival)
+    except NotFound as exc:
+        err.print(f"[red]not found[/red]: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    _print_json(doc)
+
+
+@app.command()
+def whatif(
+    file: Annotated[str, typer.Argument(help="NDJSON events: the state to start from.")],
+    hypothetical: Annotated[
+        Path, typer.Argument(help="NDJSON hypothetical events (id, source, time optional).")
+    ],
+    config: ConfigOpt = None,
+) -> None:
+    """Conflicts that would open, change and close if HYPOTHETICAL followed FILE (as POST
+    /v1/what-if); time defaults to FILE's watermark."""
+    from streams.query import BadHypothesis, what_if
+    from streams.query.offline import read_hypotheses
+
+    state = _load_state(file, config)
+    try:
+        with open(hypothetical, "rb") as fh:
+            events, numbers = read_hypotheses(fh)
+        doc = what_if(state.engine, events)
+    except OSError as exc:
+        err.print(f"[red]cannot read {hypothetical}[/red]: {exc.strerror}")
+        raise typer.Exit(1) from None
+    except BadHypothesis as exc:
+        where = f"line {numbers[exc.index]}: " if exc.index is not None else ""
+        err.print(f"[red]bad hypothesis[/red] {where}{exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    _print_json(doc)
+
+
 # -- Kafka: embedded broker, topics, replay, alerts ---------------------------------------
 
 
@@ -271,13 +347,22 @@ def replay(
     json_summary: Annotated[
         bool, typer.Option("--json", help="Print the counts as one JSON object.")
     ] = False,
+    no_deliver: Annotated[
+        bool,
+        typer.Option(
+            "--no-deliver",
+            help="Load history without paging: the alerts these events cause are recorded "
+            "as told and sent to no receiver.",
+        ),
+    ] = False,
     broker: BrokerOpt = None,
 ) -> None:
     """Publish NDJSON events to their topics, keyed and timestamped with event time.
 
     Lines that do not decode go to the dead-letter topic with their original bytes and the
     reason. Checks that need state (unknown contract, duplicates) are the worker's. Prints
-    the counts when done; a progress bar on a terminal.
+    the counts when done; a progress bar on a terminal. With --no-deliver every event
+    carries the header stakewatch-deliver=no (see docs/alerts.md).
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeElapsedColumn
 
@@ -305,6 +390,7 @@ def replay(
                 source_name=None if file == "-" else file,
                 rate=rate,
                 progress=lambda n: bar.advance(task, n),
+                deliver=not no_deliver,
             )
 
     try:
@@ -359,6 +445,7 @@ def alerts(
                 from_beginning=from_beginning,
                 idle=until_idle,
                 handle_signals=True,
+                client=conn.client_options,
             )
 
     try:
@@ -411,7 +498,7 @@ def rebuild(
 
     async def go() -> None:
         async with broker_session(settings) as conn:
-            marker = await request_rebuild(conn.bootstrap, conn.names, when)
+            marker = await request_rebuild(conn.bootstrap, conn.names, when, conn.client_options)
             typer.echo(
                 f"rebuild requested ({marker.snapshot_id}, leases {sorted(marker.leases)}"
                 + (f", from {since}" if since else "")

@@ -26,6 +26,7 @@ import orjson
 
 from streams.archive import Archive, ReadStats
 from streams.broker import BrokerError, EmbeddedBroker
+from streams.kafka import client_options
 from streams.publish import Publisher, make_producer
 from streams.settings import Settings, SettingsError
 from streams.signals import on_signals
@@ -72,6 +73,8 @@ class Connection:
     created_topics: list[str] = field(default_factory=list)
     refill: RefillStats | None = None
     pid: int | None = None  # the embedded broker's process
+    # aiokafka security options (streams.kafka); empty for the loopback embedded broker.
+    client_options: dict[str, Any] = field(default_factory=dict)
 
     def publisher(self, producer: Any) -> Publisher:
         """A ``Publisher`` that archives what it sends whenever the mode needs it."""
@@ -94,7 +97,10 @@ async def broker_session(
     """
     names = TopicNames(settings.topic_prefix)
     if settings.bootstrap:
-        yield Connection(settings.bootstrap, embedded=False, archive=None, names=names)
+        options = client_options(settings)  # a bad certificate fails here, named
+        yield Connection(
+            settings.bootstrap, embedded=False, archive=None, names=names, client_options=options
+        )
         return
     data_dir = _data_dir(settings.data_dir)
     archive = Archive(data_dir)
@@ -321,7 +327,7 @@ async def create_topics(
         if conn.archive is not None and partitions is None:
             remembered = {s.name: s for s in conn.archive.topic_specs()}
             specs = [remembered.get(s.name, s) for s in specs]
-        created, _ = await ensure_topics(conn.bootstrap, specs)
+        created, _ = await ensure_topics(conn.bootstrap, specs, conn.client_options)
         if conn.archive is not None:
             conn.archive.remember_topics(specs)
         fresh = set(created) | set(conn.created_topics)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from rich.console import Console
 
 from alerts.receivers.console import ConsoleReceiver
@@ -24,6 +26,7 @@ from streams.agents.worker import Worker, WorkerOptions
 from streams.connect import broker_session
 from streams.deadletter import dead_letter_headers
 from streams.events import Rejection, decode
+from streams.kafka import make_consumer, make_producer
 from streams.replay import event_time_ms
 from streams.settings import load_settings
 from streams.signals import on_signals
@@ -57,7 +60,9 @@ async def run_demo(
         console.print("[dim]starting the embedded broker and the worker…[/dim]")
         settings = settings.model_copy(update={"topic_prefix": names.prefix})
         async with broker_session(settings) as conn:
-            return await _run(conn.bootstrap, names, lines, pace, follow, console)
+            return await _run(
+                conn.bootstrap, names, lines, pace, follow, console, conn.client_options
+            )
 
 
 async def _run(
@@ -67,6 +72,7 @@ async def _run(
     pace: float,
     follow: bool,
     console: Console,
+    client: Mapping[str, Any],
 ) -> int:
     options = WorkerOptions(
         bootstrap, names=names, session_timeout=2.0, heartbeat_interval=0.5, worker_id="demo"
@@ -75,10 +81,8 @@ async def _run(
     await worker.start()
     receiver = ConsoleReceiver(console=console)
     shown = 0
-    tail = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    tail = make_consumer(bootstrap, client, enable_auto_commit=False, fetch_max_wait_ms=50)
+    producer = make_producer(bootstrap, client, linger_ms=0)
     await tail.start()
     await producer.start()
     tp = TopicPartition(names.alerts, 0)

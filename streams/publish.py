@@ -18,7 +18,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
+from streams import kafka
 from streams.archive import Archive, ArchivedRecord
+from streams.kafka import Security
 
 __all__ = ["BATCH_BYTES", "Publisher", "TopicMissingError", "make_producer"]
 
@@ -30,12 +32,13 @@ class TopicMissingError(RuntimeError):
     """A record's topic does not exist on the broker (run ``stakewatch topics create``)."""
 
 
-def make_producer(bootstrap: str, **options: Any) -> AIOKafkaProducer:
-    """A producer for ``Publisher``: large batches, acks from the leader (Tansu has one node)."""
+def make_producer(bootstrap: str, security: Security = None, **options: Any) -> AIOKafkaProducer:
+    """A producer for ``Publisher``: large batches, acks from the leader (Tansu has one node).
+    ``security``: the cluster's client options (``streams.kafka``)."""
     options.setdefault("max_batch_size", BATCH_BYTES)
     options.setdefault("max_request_size", 2 * BATCH_BYTES)
     options.setdefault("request_timeout_ms", 30_000)
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, **options)
+    return kafka.make_producer(bootstrap, security, **options)
 
 
 class Publisher:

@@ -16,21 +16,26 @@ carry a fingerprint of their rules and a worker with other rules ignores them.
 from __future__ import annotations
 
 import datetime as dt
-
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from collections.abc import Mapping
+from typing import Any
 
 from streams.agents.snapshots import Marker, SnapshotStore
+from streams.kafka import make_consumer, make_producer
 from streams.topics import TopicNames, default_topics, ensure_topics
 
 __all__ = ["request_rebuild"]
 
 
 async def request_rebuild(
-    bootstrap: str, names: TopicNames, since: dt.datetime | None = None
+    bootstrap: str,
+    names: TopicNames,
+    since: dt.datetime | None = None,
+    client: Mapping[str, Any] | None = None,
 ) -> Marker:
-    """Write the reset marker covering every lease; returns it."""
-    await ensure_topics(bootstrap, default_topics(names.prefix))
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    """Write the reset marker covering every lease; returns it. ``client``: the cluster's
+    security options (``Connection.client_options``)."""
+    await ensure_topics(bootstrap, default_topics(names.prefix), client)
+    consumer = make_consumer(bootstrap, client)
     await consumer.start()
     try:
         await consumer.topics()
@@ -40,7 +45,7 @@ async def request_rebuild(
     since_ms = None
     if since is not None:
         since_ms = int(since.timestamp() * 1000)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = make_producer(bootstrap, client)
     await producer.start()
     try:
         store = SnapshotStore(bootstrap, names.snapshots, "rebuild")

@@ -7,6 +7,11 @@ checks (unknown contract, duplicate id) need the engine's state and are the work
 Lines are read in blocks by a thread (``read1``), so a slow pipe on stdin neither stalls the
 producer nor holds back lines until a large batch fills. Each block is archived (embedded
 mode) and handed to the producer as record batches; one flush at the end waits for delivery.
+
+``deliver=False`` (``--no-deliver``) stamps every event with the ``QUIET`` header: the worker
+copies it onto the alert records those events cause, and the delivery agent records them
+in the notification log as told without sending them. That is how old history is loaded
+into a fresh deployment without paging anyone (docs/alerts.md).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from streams.agents.worker import QUIET
 from streams.archive import ArchivedRecord
 from streams.connect import Connection
 from streams.deadletter import dead_letter_headers
@@ -71,15 +77,18 @@ async def replay(
     source_name: str | None = None,
     rate: float | None = None,
     progress: Callable[[int], None] | None = None,
+    deliver: bool = True,
 ) -> ReplaySummary:
-    """Publish every line of ``source``; return the counts. ``progress(n)``: n bytes consumed."""
+    """Publish every line of ``source``; return the counts. ``progress(n)``: n bytes consumed;
+    ``deliver=False``: the alerts these events cause are recorded, never sent."""
     if rate is not None and rate <= 0:
         raise ValueError(f"rate must be > 0, got {rate}")
     names = conn.names
     summary = ReplaySummary(dead_letter_topic=names.dead_letter)
     extra = [("source_file", source_name.encode())] if source_name else []
+    quiet = () if deliver else (QUIET,)
     started = time.perf_counter()
-    producer = make_producer(conn.bootstrap, linger_ms=0 if rate else 5)
+    producer = make_producer(conn.bootstrap, conn.client_options, linger_ms=0 if rate else 5)
     await producer.start()
     try:
         publisher = conn.publisher(producer)
@@ -99,7 +108,7 @@ async def replay(
                     continue
                 topic, key = route(names, event)
                 summary.published[topic] += 1
-                records.append(ArchivedRecord(topic, key, raw, event_time_ms(event.time)))
+                records.append(ArchivedRecord(topic, key, raw, event_time_ms(event.time), quiet))
             if step is None:
                 await publisher.publish(records)
             else:

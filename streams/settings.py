@@ -2,14 +2,27 @@
 
 A bad value fails before anything connects, with the environment variable named, so a
 typo in a deployment shows up as one clear line instead of a stack trace minutes later.
+The Kafka security settings (``security_protocol``, ``sasl_*``, ``ssl_*``) are checked
+together: credentials set for a protocol that would not use them are an error, not a
+silently plaintext connection (docs/security.md). Secrets are ``SecretStr``: masked in
+``repr`` and never echoed in an error.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.broker import parse_broker_url
@@ -17,6 +30,12 @@ from streams.broker import parse_broker_url
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
+ENV_PREFIX = "STAKEWATCH_"
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+_SASL_FIELDS = ("sasl_mechanism", "sasl_username", "sasl_password")
+_SSL_FIELDS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_key_password")
 
 
 class SettingsError(ValueError):
@@ -24,7 +43,10 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="STAKEWATCH_", extra="ignore")
+    # hide_input_in_errors: a ValidationError would otherwise repr the raw input, secrets too.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", hide_input_in_errors=True
+    )
 
     broker: str | None = Field(
         default=None, description="kafka://HOST:PORT; unset = the embedded broker"
@@ -37,6 +59,18 @@ class Settings(BaseSettings):
     snapshot_interval: float = Field(default=5.0, gt=0, description="seconds between snapshots")
     session_timeout: float = Field(default=6.0, ge=1, le=300, description="group session, s")
     heartbeat_interval: float = Field(default=1.0, gt=0, le=60, description="heartbeat, s")
+    api_token: SecretStr | None = Field(
+        default=None, description="bearer token every /v1 request must carry; unset = none"
+    )
+    # Kafka client security (external brokers only; the embedded one is loopback plaintext).
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle; unset = system CAs")
+    ssl_certfile: Path | None = Field(default=None, description="client certificate (mTLS)")
+    ssl_keyfile: Path | None = Field(default=None, description="client key, if not in certfile")
+    ssl_key_password: SecretStr | None = None
 
     @field_validator("broker")
     @classmethod
@@ -45,6 +79,70 @@ class Settings(BaseSettings):
             return None
         parse_broker_url(value)
         return value
+
+    @field_validator("api_token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        secret = value.get_secret_value()
+        if secret != secret.strip() or not secret.isascii() or not secret.isprintable():
+            raise ValueError("must be printable ASCII without surrounding spaces")
+        return value
+
+    @field_validator("security_protocol", "sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: object, info: ValidationInfo) -> object:
+        """`sasl_ssl` and `scram-sha-512` are what people type; Kafka spells them upper-case.
+        Empty means unset (compose files write `X=`)."""
+        if isinstance(value, str):
+            unset = "PLAINTEXT" if info.field_name == "security_protocol" else None
+            return value.strip().upper() or unset
+        return value
+
+    @field_validator("sasl_username", "sasl_password", *_SSL_FIELDS, mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """An empty environment variable means "not set" (compose files write `X=`)."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not (value.is_file() and os.access(value, os.R_OK)):
+            raise ValueError(f"{str(value)!r} is not a readable file")
+        return value
+
+    @model_validator(mode="after")
+    def _security(self) -> Settings:
+        """Cross-field rules; each message starts with the variable to fix."""
+        protocol = self.security_protocol
+        name = _env_name
+        if protocol.startswith("SASL_"):
+            for field in _SASL_FIELDS:
+                if getattr(self, field) is None:
+                    raise ValueError(f"{name(field)}: required when {_protocol_is(protocol)}")
+        else:
+            for field in _SASL_FIELDS:
+                if getattr(self, field) is not None:
+                    raise ValueError(
+                        f"{name(field)}: set, but {_protocol_is(protocol)}, which sends no "
+                        f"credentials; use SASL_SSL (or SASL_PLAINTEXT)"
+                    )
+        if not protocol.endswith("SSL"):
+            for field in _SSL_FIELDS:
+                if getattr(self, field) is not None:
+                    raise ValueError(
+                        f"{name(field)}: set, but {_protocol_is(protocol)}, which does not "
+                        f"use TLS; use SSL or SASL_SSL"
+                    )
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError(f"{name('ssl_keyfile')}: needs {name('ssl_certfile')}")
+        if self.ssl_key_password is not None and self.ssl_certfile is None:
+            raise ValueError(f"{name('ssl_key_password')}: needs {name('ssl_certfile')}")
+        return self
 
     @field_validator("topic_prefix")
     @classmethod
@@ -66,6 +164,15 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**given)
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = "STAKEWATCH_" + str(first["loc"][0]).upper() if first["loc"] else "STAKEWATCH"
         message = first["msg"].removeprefix("Value error, ")
-        raise SettingsError(f"{name}: {message}") from None
+        if not first["loc"]:  # a cross-field rule: its message names the variable itself
+            raise SettingsError(message) from None
+        raise SettingsError(f"{_env_name(str(first['loc'][0]))}: {message}") from None
+
+
+def _env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def _protocol_is(protocol: Any) -> str:
+    return f"{_env_name('security_protocol')} is {protocol}"

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from streams.events import Event
+from streams.kafka import make_admin
 
 __all__ = [
     "TopicMismatchError",
@@ -90,6 +91,11 @@ class TopicNames:
         return f"{self.prefix}.snapshots"
 
     @property
+    def notifications(self) -> str:
+        """What each alert receiver was told, keyed ``receiver|dedup_key`` (never page twice)."""
+        return f"{self.prefix}.notifications"
+
+    @property
     def inputs(self) -> tuple[str, str, str, str]:
         """The event topics, in the order a worker reads them."""
         return (self.reference, self.ownership, self.contracts, self.spend)
@@ -145,6 +151,9 @@ def default_topics(prefix: str = "stakewatch", partitions: int = 8) -> list[Topi
     - ``leases``: as many partitions as ``spend``, never written: the worker group's
       assignment of it says which worker publishes alerts for which clients.
     - ``snapshots``: 1 partition, kept 7 days; restores are from the newest ones.
+    - ``notifications``: the alert delivery's notification log, 1 partition, kept forever,
+      ``compact`` for real Kafka; Tansu never compacts, so readers load it whole
+      (``alerts.kafka_log``).
     """
     names = TopicNames(prefix)
     month = {"retention.ms": str(30 * 24 * 3600 * 1000)}
@@ -158,18 +167,22 @@ def default_topics(prefix: str = "stakewatch", partitions: int = 8) -> list[Topi
         TopicSpec(names.dead_letter, 1),
         TopicSpec(names.leases, partitions),
         TopicSpec(names.snapshots, 1, config=week),
+        TopicSpec(names.notifications, 1, config={"cleanup.policy": "compact"}),
     ]
 
 
-async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> tuple[list[str], list[str]]:
+async def ensure_topics(
+    bootstrap: str, specs: Iterable[TopicSpec], client: Mapping[str, Any] | None = None
+) -> tuple[list[str], list[str]]:
     """Create the missing topics; return ``(created, existing)`` names in ``specs`` order.
 
     Idempotent and safe against a concurrent creator (TopicAlreadyExists counts as
     existing). Raises ``TopicMismatchError`` when an existing topic has another partition
-    count, since keyed ordering would silently differ.
+    count, since keyed ordering would silently differ. ``client``: extra admin-client
+    options, e.g. ``streams.kafka.client_options`` for a secured cluster.
     """
     wanted = {s.name: s for s in specs}
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = make_admin(bootstrap, client)
     await admin.start()
     try:
         present = set(await admin.list_topics()) & wanted.keys()

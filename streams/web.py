@@ -1,7 +1,9 @@
-"""The worker's HTTP surface (aiohttp): health, readiness and Prometheus metrics.
+"""The worker's HTTP surface (aiohttp): health, readiness, metrics, the API and the page.
 
-One small app so the API (``/v1``) and the live page can be added beside it; it binds to
-127.0.0.1 unless told otherwise, because it shows who depends on whom.
+It binds to 127.0.0.1 unless told otherwise, because it shows who depends on whom. With an
+API token, ``/v1`` needs ``Authorization: Bearer``; ``/healthz``, ``/readyz`` and
+``/metrics`` stay open for probes and scrapers, and so does ``/``, a static page that
+fetches its data from ``/v1`` with the token (docs/api.md).
 """
 
 from __future__ import annotations
@@ -10,16 +12,22 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from streams.api import MAX_BODY, build_api, page_handler
+
 if TYPE_CHECKING:
     from streams.agents.worker import Worker
     from streams.metrics import Metrics
 
-__all__ = ["build_app"]
+__all__ = ["WORKER", "build_app"]
+
+WORKER = web.AppKey("worker", object)  # the Worker the app serves (for handlers added later)
 
 
-def build_app(worker: Worker, metrics: Metrics | None) -> web.Application:
-    app = web.Application()
-    app["worker"] = worker
+def build_app(
+    worker: Worker, metrics: Metrics | None, *, api_token: str | None = None
+) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY)
+    app[WORKER] = worker
 
     async def healthz(request: web.Request) -> web.Response:
         if worker.failure is not None:
@@ -38,6 +46,8 @@ def build_app(worker: Worker, metrics: Metrics | None) -> web.Application:
         }
         return web.json_response(body, status=200 if ready else 503)
 
+    app.router.add_get("/", page_handler)
+    app.add_subapp("/v1", build_api(worker, api_token=api_token))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     if metrics is not None:

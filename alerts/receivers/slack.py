@@ -9,6 +9,10 @@ story. The receiver keeps, per ``dedup_key``, the opening message and the previo
 (bounded LRU, in memory); the previous record is what lets a resolution say *what* ended
 ("resolved: google ended c-google-scale-2024"). After a restart the memory is empty: the
 message then says what the resolving record alone can tell.
+
+Slack has no idempotency key, so a message whose post was cut short by a crash cannot be
+checked after the restart: the dispatcher sends it again through ``redeliver``, which says
+so in the message (``REPEAT_NOTE``) instead of posting a silent duplicate.
 """
 
 from __future__ import annotations
@@ -33,10 +37,15 @@ from alerts.format import (
 from alerts.receivers.base import Delivery, Scrubber, post, redact_httpx_logs
 from alerts.record import SENSITIVE_DATA_CLASSES, SEVERITIES, AlertRecord
 
-__all__ = ["SlackReceiver", "slack_message"]
+__all__ = ["REPEAT_NOTE", "SlackReceiver", "slack_message"]
 
 _EMOJI = {"critical": ":rotating_light:", "high": ":warning:", "warning": ":large_yellow_circle:"}
 _RESOLVED = ":white_check_mark:"
+#: Said by a message sent again because an earlier post of it may have reached Slack.
+REPEAT_NOTE = (
+    "Sent again after a restart: Stakewatch stopped while posting this alert, "
+    "so it may already be above."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +89,10 @@ def slack_message(
     *,
     sensitive_classes: Iterable[str] = SENSITIVE_DATA_CLASSES,
     threshold: float = DEFAULT_THRESHOLD,
+    note: str = "",
 ) -> dict[str, Any]:
-    """The webhook payload for ``record`` (pure; ``previous``/``opening`` from memory)."""
+    """The webhook payload for ``record`` (pure; ``previous``/``opening`` from memory;
+    ``note``: a line under the title, e.g. ``REPEAT_NOTE``)."""
     wanted = frozenset(sensitive_classes)
     secret = [c for c in record.data_classes if c in wanted]
     other = [c for c in record.data_classes if c not in wanted]
@@ -102,6 +113,8 @@ def slack_message(
     footer = f"{record.dedup_key} · event {record.event_id} at {_when(record.event_time)}"
 
     lines = [title]
+    if note:
+        lines.append(note)
     if reason:
         lines.append(reason)
     if follow_up:
@@ -120,6 +133,8 @@ def slack_message(
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _cut(title, 150), "emoji": True}}
     ]
+    if note:
+        blocks.append(_context(f":repeat: {_esc(note)}"))
     if reason:
         blocks.append(_section(f"*{_esc(reason)}*"))
     if follow_up:
@@ -190,7 +205,7 @@ class SlackReceiver:
     def __repr__(self) -> str:
         return f"SlackReceiver(name={self._name!r}, webhook_url=SecretStr('**********'))"
 
-    def message(self, record: AlertRecord) -> dict[str, Any]:
+    def message(self, record: AlertRecord, note: str = "") -> dict[str, Any]:
         """The payload ``deliver`` would send now (uses and does not change the memory)."""
         previous, opening = self._previous.get(record.dedup_key, (None, None))
         if record.status == "firing" and (previous is None or previous.status == "resolved"):
@@ -201,10 +216,17 @@ class SlackReceiver:
             opening,
             sensitive_classes=self._sensitive,
             threshold=self._threshold,
+            note=note,
         )
 
     async def deliver(self, record: AlertRecord) -> Delivery:
-        payload = self.message(record)
+        return await self._post(record, self.message(record))
+
+    async def redeliver(self, record: AlertRecord) -> Delivery:
+        """``deliver`` for a record an interrupted attempt may already have posted."""
+        return await self._post(record, self.message(record, note=REPEAT_NOTE))
+
+    async def _post(self, record: AlertRecord, payload: dict[str, Any]) -> Delivery:
         delivery = await post(
             self._client,
             receiver=self._name,

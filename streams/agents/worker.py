@@ -31,7 +31,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import orjson
@@ -93,6 +93,7 @@ class Worker:
         self.provenance = Provenance()
         self.leases: frozenset[int] = frozenset()
         self.latest: dict[str, AlertRecord] = {}  # last record per open conflict (all leases)
+        self.listeners: list[Callable[[AlertRecord], None]] = []  # every record, every lease
         self.ready = asyncio.Event()
         self.assigned = asyncio.Event()
         self.counts: Counter[str] = Counter()
@@ -322,6 +323,8 @@ class Worker:
                     self.latest[record.dedup_key] = record
                 else:
                     self.latest.pop(record.dedup_key, None)
+                for listener in self.listeners:
+                    listener(record)
                 if lease_of(record.client, n) in leases:
                     self.counts[f"alerts_{record.status}"] += 1
                     log.info(

@@ -1,10 +1,13 @@
-"""Glue for ``stakewatch worker``: settings, broker (external or embedded), logging, serve."""
+"""Glue for ``stakewatch worker``: settings, alert receivers, broker (external or embedded),
+logging, serve. Bad settings exit 2 before anything connects."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 
+from alerts.routing import AlertConfigError, AlertsConfig, load_config
+from streams.agents.delivery import DeliveryOptions
 from streams.agents.runner import serve
 from streams.agents.worker import WorkerOptions
 from streams.engine import EngineConfig
@@ -20,11 +23,16 @@ def run_worker(*, broker: str | None, web_port: int | None, config: EngineConfig
     except SettingsError as exc:
         print(f"bad setting: {exc}", file=sys.stderr)
         return 2
+    try:
+        alerts = load_config()
+    except AlertConfigError as exc:
+        print(f"bad setting: {exc}", file=sys.stderr)
+        return 2
     configure_logging()
-    return asyncio.run(_main(settings, config))
+    return asyncio.run(_main(settings, config, alerts))
 
 
-async def _main(settings, config: EngineConfig) -> int:
+async def _main(settings, config: EngineConfig, alerts: AlertsConfig) -> int:
     from streams.connect import broker_session
 
     async with broker_session(settings) as conn:
@@ -37,4 +45,22 @@ async def _main(settings, config: EngineConfig) -> int:
             heartbeat_interval=settings.heartbeat_interval,
             snapshot_interval=settings.snapshot_interval,
         )
-        return await serve(options, web_host=settings.web_host, web_port=settings.web_port)
+        delivery = None
+        if alerts.receivers:  # nobody to tell: no delivery agent, no notification log
+            delivery = DeliveryOptions(
+                conn.bootstrap,
+                alerts,
+                names=conn.names,
+                group_id=f"{settings.group_id}-delivery",
+                session_timeout=settings.session_timeout,
+                heartbeat_interval=settings.heartbeat_interval,
+                archive=conn.archive,
+            )
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        return await serve(
+            options,
+            web_host=settings.web_host,
+            web_port=settings.web_port,
+            api_token=token,
+            delivery=delivery,
+        )

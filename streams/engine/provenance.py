@@ -38,6 +38,9 @@ class Provenance:
 
     def __init__(self) -> None:
         self.holdings: dict[tuple[str, str], Evidence] = {}  # (owner, asset) -> last event
+        # (owner, asset) -> (event that set the held value, event that set the pending one):
+        # a holding's figure comes from one or the other, so an explanation cites that one
+        self.stakes: dict[tuple[str, str], tuple[Evidence | None, Evidence | None]] = {}
         self.contracts: dict[str, list[Evidence]] = {}  # contract_id -> sign, amends, end
         self.rivalries: dict[tuple[str, str], Evidence] = {}  # sorted pair -> last event
         self.spend: dict[tuple[str, str], deque[Evidence]] = {}  # (client, vendor) -> recent
@@ -56,14 +59,35 @@ class Provenance:
             recent.append(ev)
             self.spend_events[pair] = self.spend_events.get(pair, 0) + 1
         elif kind == "ownership.stake":
-            self.holdings[(d.owner, d.asset)] = ev
+            pair = (d.owner, d.asset)
+            self.holdings[pair] = ev
+            held, pending = self.stakes.get(pair, (None, None))
+            if d.status == "announced":
+                pending = ev
+            elif d.status == "closed":
+                held, pending = (ev if d.percent > 0 else None), None
+            else:  # cancelled
+                pending = None
+            if held is None and pending is None:
+                self.stakes.pop(pair, None)
+            else:
+                self.stakes[pair] = (held, pending)
         elif kind.startswith("contract."):
             self.contracts.setdefault(d.contract_id, []).append(ev)
         elif kind.startswith("rivalry."):
             self.rivalries[tuple(sorted((d.a, d.b)))] = ev
 
+    def __setstate__(self, state: dict) -> None:
+        """Snapshots written before a table existed restore with that table empty."""
+        self.__init__()  # type: ignore[misc]
+        self.__dict__.update(state)
+
     def holding(self, owner: str, asset: str) -> Evidence | None:
         return self.holdings.get((owner, asset))
+
+    def stake(self, owner: str, asset: str) -> tuple[Evidence | None, Evidence | None]:
+        """The events behind a holding's held and pending values (None where unset)."""
+        return self.stakes.get((owner, asset), (None, None))
 
     def contract(self, contract_id: str) -> list[Evidence]:
         return list(self.contracts.get(contract_id, ()))

@@ -135,11 +135,11 @@ def test_topics_create_reports_created_then_existing(
     first = runner.invoke(app, ["topics", "create", "--partitions", "3"])
     assert first.exit_code == 0, first.output
     assert f"created {prefix}.ownership" in first.stdout
-    assert "8 created, 0 already existed" in first.stdout
+    assert "9 created, 0 already existed" in first.stdout
     second = runner.invoke(app, ["topics", "create", "--partitions", "3"])
     assert second.exit_code == 0, second.output
     assert f"exists  {prefix}.ownership" in second.stdout
-    assert "0 created, 8 already existed" in second.stdout
+    assert "0 created, 9 already existed" in second.stdout
     other = runner.invoke(app, ["topics", "create", "--partitions", "4"])
     assert other.exit_code == 1
     assert "has 3 partitions, declared 4" in other.stderr

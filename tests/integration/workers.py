@@ -117,9 +117,12 @@ def free_port() -> int:
 
 
 class WorkerProcess:
-    """``stakewatch worker`` as a child process, for kill -9 tests."""
+    """``stakewatch worker`` as a child process, for kill -9 tests. ``env`` adds variables
+    (alert receivers, say) on top of the broker and fast-group ones."""
 
-    def __init__(self, bootstrap: str, prefix: str, log: Path) -> None:
+    def __init__(
+        self, bootstrap: str, prefix: str, log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         env = {
             **os.environ,
@@ -129,6 +132,7 @@ class WorkerProcess:
             "STAKEWATCH_HEARTBEAT_INTERVAL": str(FAST["heartbeat_interval"]),
             "STAKEWATCH_SNAPSHOT_INTERVAL": str(FAST["snapshot_interval"]),
             "STAKEWATCH_LOG_FORMAT": "json",
+            **(env or {}),
         }
         self.log = log
         with open(log, "ab") as out:

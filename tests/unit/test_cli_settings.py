@@ -59,3 +59,21 @@ def test_follow_and_until_idle_exclude_each_other() -> None:
     done = _stakewatch("alerts", "--follow", "--until-idle", "3")
     assert done.returncode == 2
     assert "--follow and --until-idle" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"STAKEWATCH_WEBHOOK_URL": "https://hooks.example/T0K3N"}, "STAKEWATCH_WEBHOOK_SECRET"),
+        ({"STAKEWATCH_SLACK_WEBHOOK_URL": "hooks.slack.com/x"}, "STAKEWATCH_SLACK_WEBHOOK_URL"),
+        ({"STAKEWATCH_ALERTS_CONFIG": "/nonexistent/alerts.toml"}, "STAKEWATCH_ALERTS_CONFIG"),
+    ],
+    ids=["webhook-without-secret", "slack-url-not-http", "routing-file-missing"],
+)
+def test_worker_with_a_bad_alert_setting_exits_2_naming_it(env: dict[str, str], named: str) -> None:
+    """Before any broker is touched (STAKEWATCH_BROKER points nowhere), and without the
+    secret's value."""
+    done = _stakewatch("worker", STAKEWATCH_BROKER="kafka://127.0.0.1:9", **env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("bad setting: ") and named in done.stderr, done.stderr
+    assert "T0K3N" not in done.stderr and "hooks.slack.com/x" not in done.stderr

@@ -22,6 +22,7 @@ from alerts.dispatcher import Channel, Dispatcher, OffsetTracker
 from alerts.notification_log import InMemoryNotificationLog
 from alerts.receivers import PagerDutyReceiver, SlackReceiver, WebhookReceiver
 from alerts.receivers.base import Delivery
+from alerts.receivers.slack import REPEAT_NOTE
 from alerts.record import AlertRecord
 from alerts.retry import RetryPolicy
 from alerts.routing import Route, Router
@@ -413,6 +414,60 @@ async def test_crash_during_delivery_loses_nothing_and_repeats_no_page(
     events = [(e["dedup_key"], e["event_action"]) for e in api.accepted_json()]
     assert sorted(events) == sorted({(r.dedup_key, _action(r)) for r in history})
     assert len(events) == len(set(events)) == 6
+
+
+async def test_a_slack_post_cut_short_is_sent_again_saying_so_and_nothing_else_repeats(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    """The intent written before the request tells the restarted dispatcher which record
+    may have reached Slack: only that one is sent again, marked as a possible repeat."""
+    history = seed_history()
+    hang, release = asyncio.Event(), asyncio.Event()
+
+    async def hang_on_openai(req: Any) -> Answer | None:
+        if "openai" in req.json()["text"] and not hang.is_set():
+            hang.set()
+            await release.wait()  # Slack posted it; the caller never hears back
+        return None
+
+    log = InMemoryNotificationLog()
+    async with FakeApi.slack(responder=hang_on_openai) as api:
+        slack = SlackReceiver(client, SecretStr(api.url))
+        first = dispatcher([Channel(slack, max_in_flight=1)], clock, log)
+        for rec in history[:3]:  # google, microsoft, openai
+            await first.submit(rec)
+        await asyncio.wait_for(hang.wait(), 5)
+        await first.aclose()  # the crash, mid-request
+        release.set()
+        await asyncio.sleep(0.05)
+        entry = await log.get("slack", "openai|scale-ai|meta")
+        assert entry is not None and entry.in_doubt(history[2])
+
+        second = dispatcher([SlackReceiver(client, SecretStr(api.url))], clock, log)
+        for rec in history:
+            await second.submit(rec)
+        await second.join()
+    texts = [m["text"] for m in api.accepted_json()]
+    assert len(texts) == len(history) + 1  # the one in doubt, twice
+    repeats = [t for t in texts if REPEAT_NOTE in t]
+    assert len(repeats) == 1 and "openai" in repeats[0]
+    assert sum("openai" in t for t in texts) == 2
+
+
+async def test_a_quiet_record_is_recorded_not_sent_and_the_next_one_is_sent(
+    client: httpx.AsyncClient, pd_api: FakeApi, clock: FakeClock
+) -> None:
+    metrics = RecordingMetrics()
+    log = InMemoryNotificationLog()
+    pd = PagerDutyReceiver(client, SecretStr(ROUTING_KEY), url=pd_api.url)
+    d = dispatcher([pd], clock, log, metrics=metrics)
+    firing, resolved = make_record(SEED_FIRING), make_record(SEED_RESOLVED)
+    acks = Acks()
+    await d.submit(firing, acks(firing), deliver=False)  # from `replay --no-deliver`
+    await d.submit(resolved, acks(resolved))
+    await d.join()
+    assert pd_events(pd_api) == [("resolve", None)]
+    assert metrics.deliveries[("pagerduty", "recorded")] == 1 and len(acks.done) == 2
 
 
 def _action(record: AlertRecord) -> str:

@@ -10,6 +10,7 @@ from alert_samples import SEED_FIRING, SEED_RESOLVED, make_record
 
 from alerts.notification_log import (
     HANDLED_LIMIT,
+    SENDING,
     InMemoryNotificationLog,
     NotificationLog,
     Notified,
@@ -55,6 +56,17 @@ def test_a_failed_record_is_handled_but_not_told() -> None:
     assert decide(failed, RESOLVED) == "never_fired"
 
 
+def test_an_intent_without_outcome_is_in_doubt_until_the_outcome_settles_it() -> None:
+    told = updated(None, FIRING, "delivered", told=True)
+    intent = updated(told, RESOLVED, SENDING, told=False)
+    assert (intent.status, intent.event_id) == ("firing", FIRING.event_id)  # not told yet
+    assert decide(intent, RESOLVED) == "in_doubt"  # killed mid-request: send again
+    assert decide(intent, FIRING) == "already_handled"
+    settled = updated(intent, RESOLVED, "delivered", told=True)
+    assert [h.outcome for h in settled.handled] == ["delivered", "delivered"]
+    assert decide(settled, RESOLVED) == "already_handled"
+
+
 def test_handled_list_is_bounded() -> None:
     value: Notified | None = None
     for i in range(HANDLED_LIMIT + 10):
@@ -64,7 +76,8 @@ def test_handled_list_is_bounded() -> None:
     assert value.handled[-1].event_id == f"e{HANDLED_LIMIT + 9}"
 
 
-# The store contract, run against every implementation (add the Kafka-backed one here).
+# The store contract, run against every implementation; the Kafka-backed one runs these
+# tests against the real broker in tests/integration/test_notification_log_kafka.py.
 LOGS: list[Callable[[], NotificationLog]] = [InMemoryNotificationLog]
 
 

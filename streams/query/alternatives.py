@@ -1,0 +1,72 @@
+"""Neutral vendors: where a client could move work so that no rival sits behind it.
+
+"Seen in a category" means some contract (of anyone) signed or amended into that category;
+a vendor is neutral for the client when no rival of the client reaches it with an effective
+stake at or above the conflict threshold. Stakes below the threshold are still listed: a
+rival at 8 % is a fact a risk lead wants before moving the work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.engine import Engine
+from streams.query.common import Exposures, NotFound, names, require, watermark
+
+__all__ = ["alternatives"]
+
+
+def alternatives(engine: Engine, client: str, category: str) -> dict[str, Any]:
+    """Neutral vendors of `category` for `client` first (most clients first), then the rest."""
+    require(engine, client)
+    vendors = engine.rel.by_category.get(category)
+    if not vendors:
+        raise NotFound(f"unknown category {category!r}: no contract was signed in it")
+    now = engine.watermark
+    rel = engine.rel
+    threshold = engine.config.threshold
+    rivals = engine.rivals.get(client, {})
+    exposures = Exposures(engine)
+    neutral, excluded = [], []
+    for vendor in sorted(vendors - {client}):
+        stakes = []
+        for rival in sorted(rivals):
+            exposure = exposures(rival)
+            stake = exposure.stake(vendor)
+            if stake > 0 or vendor in exposure.controlled:
+                stakes.append(
+                    {
+                        "rival": rival,
+                        "stake": round(stake, 6),
+                        "controlled": vendor in exposure.controlled,
+                        "at_or_above_threshold": round(stake, 9) >= threshold,
+                    }
+                )
+        clients = sorted(
+            c for c in rel.clients_of(vendor) if now is not None and rel.is_active(c, vendor, now)
+        )
+        row = {
+            "vendor": vendor,
+            "clients": len(clients),
+            "already_used": client in clients,
+            "rival_stakes": stakes,
+            "owners": [
+                {"owner": o, "percent": p}
+                for o, p in sorted(engine.graph.in_eff.get(vendor, {}).items())
+            ],
+        }
+        if any(s["at_or_above_threshold"] for s in stakes):
+            excluded.append(row)
+        else:
+            neutral.append(row)
+    neutral.sort(key=lambda r: (-r["clients"], r["vendor"]))
+    ids = {client, *(r["vendor"] for r in neutral + excluded)}
+    return {
+        "client": client,
+        "category": category,
+        "watermark": watermark(engine),
+        "threshold": threshold,
+        "alternatives": neutral,
+        "excluded": excluded,
+        "names": names(engine, ids),
+    }

@@ -1,0 +1,95 @@
+"""The live page in headless Chromium while the seed scenario plays through a real worker.
+
+A risk lead's view: open the page (with the API token), watch the Google conflict appear as
+critical when Meta's 49 % is announced, click it to read why, then see it turn resolved
+when Google terminates the contract. The last screenshot is kept as a test artefact.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from streams.topics import TopicNames
+from tests.integration.browser import Chromium, chromium_path
+from tests.integration.webapp import serving
+from tests.integration.workers import publish, running_worker, wait_for
+
+pytestmark = pytest.mark.integration
+
+SEED = Path(__file__).parents[1] / "fixtures" / "scale-ai-2025.ndjson"
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
+GOOGLE = "google|scale-ai|meta"
+TOKEN = "page-token-" + uuid.uuid4().hex[:8]
+
+
+def row_status(browser: Chromium):
+    """[status, severity, has a drawn graph] of the Google row, or None when not shown."""
+    return browser.evaluate(
+        f"(() => {{ const r = document.querySelector('article[data-key=\"{GOOGLE}\"]');"
+        " return r ? [r.dataset.status, r.dataset.severity, !!r.querySelector('svg')] : null; })()"
+    )
+
+
+async def test_google_row_appears_critical_then_turns_resolved(broker, tmp_path):
+    assert chromium_path(), "Debian's chromium is required (make debian-deps)"
+    lines = [line for line in SEED.read_bytes().splitlines() if line.strip()]
+    stake = next(i for i, raw in enumerate(lines) if b'"ownership.stake"' in raw)
+    names = TopicNames(f"page{uuid.uuid4().hex[:8]}")
+    async with (
+        running_worker(broker.bootstrap, names) as worker,
+        serving(worker, api_token=TOKEN) as base,
+        Chromium(tmp_path) as browser,
+    ):
+        await publish(broker.bootstrap, names, lines[:stake])
+        await wait_for(worker.ready.is_set, 30, "worker caught up")
+        await browser.open(f"{base}/#token={TOKEN}")
+        mode = "document.getElementById('mode')?.textContent ?? ''"
+
+        async def connected():
+            return await browser.evaluate(mode) in ("live", "polling")
+
+        await wait_for(connected, 10, "page connected")
+        assert await row_status(browser) is None  # nothing open before the announcement
+
+        await publish(broker.bootstrap, names, lines[stake : stake + 1])
+        firing = await wait_for(lambda: row_status(browser), 15, "google row on the page")
+        assert firing == ["firing", "critical", True]
+        assert await browser.evaluate(mode) == "live"
+
+        # click it: why it fired, and neutral vendors to move the work to
+        await browser.evaluate(f"document.querySelector('article[data-key=\"{GOOGLE}\"]').click()")
+        rule = await wait_for(
+            lambda: browser.evaluate(
+                "document.getElementById('matched-rule')?.textContent ?? null"
+            ),
+            10,
+            "explanation",
+        )
+        assert rule.startswith("critical: stake>=25 & sensitive")
+        vendors = await wait_for(
+            lambda: browser.evaluate(
+                "[...document.querySelectorAll('li[data-vendor]')].map(li => li.dataset.vendor)"
+            ),
+            10,
+            "alternatives",
+        )
+        assert "labelbox" in vendors and "scale-ai" not in vendors
+        await browser.screenshot(tmp_path / "page-firing.png")
+
+        await publish(broker.bootstrap, names, lines[stake + 1 :])
+
+        async def resolved():
+            status = await row_status(browser)
+            return status if status and status[0] == "resolved" else None
+
+        assert (await wait_for(resolved, 15, "google row resolved"))[0] == "resolved"
+        shot = await browser.screenshot(tmp_path / "page-resolved.png")
+    ARTIFACTS.mkdir(exist_ok=True)
+    for name in ("page-firing.png", "page-resolved.png"):
+        shutil.copy(tmp_path / name, ARTIFACTS / name)
+    print(f"screenshots: {ARTIFACTS / 'page-firing.png'}, {ARTIFACTS / 'page-resolved.png'}")
+    assert shot.stat().st_size > 10_000

@@ -1,0 +1,28 @@
+"""The worker's web app on a loopback port for tests that talk HTTP to an in-process worker."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from streams.agents.worker import Worker
+from streams.web import build_app
+from tests.integration.workers import free_port
+
+__all__ = ["serving"]
+
+
+@contextlib.asynccontextmanager
+async def serving(worker: Worker, *, api_token: str | None = None) -> AsyncIterator[str]:
+    """Serve ``build_app(worker)`` on 127.0.0.1; yields the base URL."""
+    runner = web.AppRunner(build_app(worker, None, api_token=api_token), access_log=None)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
