@@ -48,7 +48,7 @@ async def request_rebuild(
     producer = make_producer(bootstrap, client)
     await producer.start()
     try:
-        store = SnapshotStore(bootstrap, names.snapshots, "rebuild")
+        store = SnapshotStore(bootstrap, names.snapshots, "rebuild", client=client)
         return await store.write(producer, None, {}, leases, rules="*", since=since_ms)
     finally:
         await producer.stop()

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import lru_cache
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.partitioner import murmur2
@@ -60,6 +61,7 @@ class LeaseKeeper:
         session_timeout: float = 6.0,
         heartbeat_interval: float = 1.0,
         client_id: str = "stakewatch",
+        client: Mapping[str, Any] | None = None,
     ) -> None:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -70,6 +72,7 @@ class LeaseKeeper:
             heartbeat_interval_ms=int(heartbeat_interval * 1000),
             rebalance_timeout_ms=int(max(session_timeout, 10) * 1000),
             fetch_max_wait_ms=500,
+            **(client or {}),
         )
         self._topic = topic
         self._listener = _Listener(on_revoked, on_assigned)

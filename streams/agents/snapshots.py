@@ -20,6 +20,7 @@ import dataclasses
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -113,8 +114,11 @@ def choose_marker(
 class SnapshotStore:
     """Writes and reads snapshots on one single-partition topic."""
 
-    def __init__(self, bootstrap: str, topic: str, worker: str) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, worker: str, client: Mapping[str, Any] | None = None
+    ) -> None:
         self.bootstrap = bootstrap
+        self.client = dict(client or {})
         self.topic = topic
         self.worker = worker
         self._seq = 0
@@ -170,7 +174,7 @@ class SnapshotStore:
         has one usable under ``rules`` (any, when None) or the whole topic has been read."""
         needed = set(needed)
         tp = TopicPartition(self.topic, 0)
-        consumer = _consumer(self.bootstrap)
+        consumer = _consumer(self.bootstrap, self.client)
         await consumer.start()
         try:
             consumer.assign([tp])
@@ -195,7 +199,7 @@ class SnapshotStore:
     async def load(self, marker: Marker) -> bytes:
         """The snapshot's bytes, chunk by chunk."""
         tp = TopicPartition(self.topic, 0)
-        consumer = _consumer(self.bootstrap)
+        consumer = _consumer(self.bootstrap, self.client)
         await consumer.start()
         try:
             consumer.assign([tp])
@@ -208,13 +212,14 @@ class SnapshotStore:
             await consumer.stop()
 
 
-def _consumer(bootstrap: str) -> AIOKafkaConsumer:
+def _consumer(bootstrap: str, client: Mapping[str, Any]) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         fetch_max_wait_ms=50,
         max_partition_fetch_bytes=4 * CHUNK_BYTES,
         auto_offset_reset="earliest",
+        **client,
     )
 
 

@@ -31,8 +31,9 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import structlog
@@ -70,6 +71,7 @@ class WorkerOptions:
     max_records: int = 10_000
     fetch_max_wait_ms: int = 100
     merge_grace: float = 0.2
+    client: Mapping[str, Any] = field(default_factory=dict)  # aiokafka SASL/SSL options
 
 
 @dataclass(slots=True)
@@ -111,7 +113,9 @@ class Worker:
         self._stopping = False
         self._task: asyncio.Task | None = None
         self._rank = {t: i for i, t in enumerate(self.names.inputs)}
-        self.store = SnapshotStore(options.bootstrap, self.names.snapshots, self.worker_id)
+        self.store = SnapshotStore(
+            options.bootstrap, self.names.snapshots, self.worker_id, client=options.client
+        )
         self._producer: AIOKafkaProducer | None = None
         self._reader: AIOKafkaConsumer | None = None
         self._keeper: LeaseKeeper | None = None
@@ -126,12 +130,15 @@ class Worker:
     async def start(self) -> None:
         o = self.options
         self._set_state("starting")
-        await ensure_topics(o.bootstrap, default_topics(self.names.prefix, o.partitions))
+        await ensure_topics(
+            o.bootstrap, default_topics(self.names.prefix, o.partitions), client=o.client
+        )
         self._producer = AIOKafkaProducer(
             bootstrap_servers=o.bootstrap,
             linger_ms=5,
             max_request_size=4 * 1024 * 1024,
             request_timeout_ms=30_000,
+            **o.client,
         )
         await self._producer.start()
         self._reader = AIOKafkaConsumer(
@@ -140,6 +147,7 @@ class Worker:
             fetch_max_wait_ms=o.fetch_max_wait_ms,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=1024 * 1024,
+            **o.client,
         )
         await self._reader.start()
         await self._reader.topics()  # metadata, so partitions_for_topic answers
@@ -160,6 +168,7 @@ class Worker:
             session_timeout=o.session_timeout,
             heartbeat_interval=o.heartbeat_interval,
             client_id=self.worker_id,
+            client=o.client,
         )
         await self._keeper.start()
         self._task = asyncio.create_task(self._run(), name="worker-loop")
@@ -499,7 +508,10 @@ class Worker:
         those again, so no resolved would follow). Runs for this worker's leases only."""
         self._reconcile = False
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.options.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50
+            bootstrap_servers=self.options.bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=50,
+            **self.options.client,
         )
         await consumer.start()
         try:

@@ -44,6 +44,7 @@ async def _main(settings, config: EngineConfig, alerts: AlertsConfig) -> int:
             session_timeout=settings.session_timeout,
             heartbeat_interval=settings.heartbeat_interval,
             snapshot_interval=settings.snapshot_interval,
+            client=conn.client_options,
         )
         delivery = None
         if alerts.receivers:  # nobody to tell: no delivery agent, no notification log
@@ -55,6 +56,7 @@ async def _main(settings, config: EngineConfig, alerts: AlertsConfig) -> int:
                 session_timeout=settings.session_timeout,
                 heartbeat_interval=settings.heartbeat_interval,
                 archive=conn.archive,
+                client=conn.client_options,
             )
         token = settings.api_token.get_secret_value() if settings.api_token else None
         return await serve(
