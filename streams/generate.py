@@ -17,7 +17,7 @@ import orjson
 
 from streams.engine.config import DEFAULT_SENSITIVE
 
-__all__ = ["StreamParams", "generate", "ownership_graph"]
+__all__ = ["StreamParams", "generate", "ownership_graph", "state_stream"]
 
 CLASSES = (*sorted(DEFAULT_SENSITIVE), "public_data", "synthetic_data")
 CATEGORIES = ("data-labeling", "compute", "evaluation", "red-teaming", "annotation-tools")
@@ -184,3 +184,31 @@ def ownership_graph(entities: int, holdings: int, seed: int = 11) -> Iterator[by
             asset = f"e-{(int(asset[2:]) + 1) % entities}"
         pct = round(rng.uniform(0.5, 30), 2)
         yield _event(n, "ownership.stake", t, {"owner": owner, "asset": asset, "percent": pct})
+
+
+def state_stream(entities: int, holdings: int, contracts: int, seed: int = 13) -> Iterator[bytes]:
+    """A large standing state: `entities` registered entities (a name and one alias each),
+    the `ownership_graph(entities, holdings)` holdings among them, and `contracts` signed
+    contracts between random pairs of them (two data classes, an annual value, an end date
+    on three in ten). For memory figures: everything the engine keeps per entity, holding
+    and contract, the applied-event keys included."""
+    rng = random.Random(seed)
+    t = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    for i in range(entities):
+        data = {"id": f"e-{i}", "name": f"Entity {i}", "aliases": [f"E{i}"]}
+        yield _event(i, "entity.registered", t, data, source="/registry")
+    yield from ownership_graph(entities, holdings, seed=seed)
+    for i in range(contracts):
+        client = rng.randrange(entities)
+        vendor = (client + 1 + rng.randrange(entities - 1)) % entities
+        data = {
+            "contract_id": f"c-{i}",
+            "client": f"e-{client}",
+            "vendor": f"e-{vendor}",
+            "category": CATEGORIES[rng.randrange(len(CATEGORIES))],
+            "data_classes": rng.sample(CLASSES, 2),
+            "annual_value": round(rng.uniform(1e5, 2e8), 2),
+        }
+        if rng.random() < 0.3:
+            data["ends_on"] = f"{2025 + rng.randrange(3)}-{1 + rng.randrange(12):02}-15"
+        yield _event(i, "contract.signed", t, data, source="/erp")

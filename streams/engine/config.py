@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -124,10 +125,45 @@ class SeverityRules:
         return cls(tuple(rules))
 
     def classify(self, facts: Facts) -> str:
-        for severity, clauses in self.rules:
-            if any(all(t.holds(facts) for t in clause) for clause in clauses):
-                return severity
+        return _compiled(self.rules)(facts.stake, facts.controlled, facts.sensitive, facts.pending)
+
+    def classify_values(
+        self, stake: float, controlled: bool, sensitive: bool, pending: bool
+    ) -> str:
+        """`classify(Facts(...))` without building the Facts."""
+        return _compiled(self.rules)(stake, controlled, sensitive, pending)
+
+
+_Classifier = Callable[[float, bool, bool, bool], str]
+
+
+@lru_cache(maxsize=64)
+def _compiled(rules: tuple[tuple[str, tuple[tuple[_Term, ...], ...]], ...]) -> _Classifier:
+    """The rules as one function of the four facts (first severity with a clause whose
+    terms all hold; `warning` when none does)."""
+    table = tuple(
+        (severity, tuple(tuple((t.kind, t.value) for t in clause) for clause in clauses))
+        for severity, clauses in rules
+    )
+
+    def classify(stake: float, controlled: bool, sensitive: bool, pending: bool) -> str:
+        flags = {"controlled": controlled, "sensitive": sensitive, "pending": pending}
+        for severity, clauses in table:
+            for clause in clauses:
+                for kind, value in clause:
+                    if kind == "stake>=":
+                        holds = stake >= value
+                    elif kind == "stake>":
+                        holds = stake > value
+                    else:
+                        holds = bool(flags[kind])
+                    if not holds:
+                        break
+                else:
+                    return severity
         return "warning"
+
+    return classify
 
 
 @dataclass(frozen=True, slots=True)

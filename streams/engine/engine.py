@@ -8,42 +8,20 @@ The faust agents, `stakewatch backtest` and the API all drive this one class.
 
 from __future__ import annotations
 
-import datetime as dt
 import pickle
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from streams.engine.config import EngineConfig, Facts
-from streams.engine.ownership import Change, Exposure, OwnershipGraph
-from streams.engine.records import AlertRecord, format_time
+from streams.engine.config import EngineConfig
+from streams.engine.ownership import Change, Exposure, OwnershipGraph, facts
+from streams.engine.records import AlertRecord, format_micros
 from streams.engine.relationships import DAY_US, Contract, Relationships
-from streams.events import (
-    ContractAmended,
-    ContractSigned,
-    ContractTerminated,
-    EntityRegistered,
-    Event,
-    OwnershipStake,
-    Rejection,
-    RivalryDeclared,
-    RivalryWithdrawn,
-    SpendRecorded,
-    decode,
-)
+from streams.events import Event, Rejection, decode
+from streams.events.fast import fast_decode, flatten
 
 __all__ = ["Engine", "OpenConflict", "Outcome"]
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_EPOCH_DAY = dt.date(1970, 1, 1).toordinal()
 SNAPSHOT_VERSION = 1
-
-
-def to_micros(t: dt.datetime) -> int:
-    return (t - _EPOCH) // dt.timedelta(microseconds=1)
-
-
-def to_day(d: dt.date | None) -> int | None:
-    return None if d is None else d.toordinal() - _EPOCH_DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +36,9 @@ class Outcome:
         return self.rejection is None
 
 
+_NOTHING = Outcome()  # immutable: shared by every event that applied and caused no record
+
+
 @dataclass(frozen=True, slots=True)
 class OpenConflict:
     client: str
@@ -68,10 +49,9 @@ class OpenConflict:
     since_time: str
 
 
-@dataclass(slots=True)
-class _Dirty:
-    pairs: set[tuple[str, str]] = field(default_factory=set)
-    triples: set[tuple[str, str, str]] = field(default_factory=set)
+Pairs = set[tuple[str, str]]
+Triples = set[tuple[str, str, str]]
+_Memo = dict[tuple[str, str], tuple[list | None, bool]]
 
 
 class Engine:
@@ -90,137 +70,175 @@ class Engine:
         self.stats: Counter[str] = Counter()
         self._exposures: dict[str, Exposure] = {}
         self._readers: dict[str, set[str]] = {}
+        self._open_pairs: dict[tuple[str, str], set[str]] = {}  # (client, vendor) -> rivals
 
     # -- entry points --------------------------------------------------------------------
 
     def process(self, raw: bytes) -> Outcome:
-        """Decode and apply one raw record."""
-        event = decode(raw)
-        if isinstance(event, Rejection):
-            return self._reject(event)
-        return self.apply(event)
+        """Decode and apply one raw record.
+
+        Records of the common shapes skip the models (streams/events/fast.py: a subset of
+        what `decode` accepts, decoded to the same values); everything else, and so every
+        bad record, goes through `decode`.
+        """
+        flat = fast_decode(raw)
+        if flat is None:
+            event = decode(raw)
+            if isinstance(event, Rejection):
+                return self._reject(event)
+            flat = flatten(event)
+        etype, source, eid, t, data = flat
+        if etype == "spend.recorded":  # `_apply`, one call shorter for most of a stream
+            key = f"{source}\x1f{eid}"
+            if key in self.seen:
+                detail = f"event ({source}, {eid}) already applied"
+                return self._reject(Rejection("duplicate", detail))
+            return self._spend(key, eid, t, data)
+        return self._apply(etype, source, eid, t, data)
 
     def apply(self, event: Event) -> Outcome:
         """Apply one validated event; state-level bad input comes back as a rejection."""
-        key = f"{event.source}\x1f{event.id}"
+        return self._apply(*flatten(event))
+
+    def _apply(self, etype: str, source: str, eid: str, t: int, data: tuple) -> Outcome:
+        """Apply one event in flat form (streams/events/fast.py)."""
+        key = f"{source}\x1f{eid}"
         if key in self.seen:
-            detail = f"event ({event.source}, {event.id}) already applied"
-            return self._reject(Rejection("duplicate", detail))
-        t = to_micros(event.time)
-        rejection = self._check(event, t)
+            return self._reject(Rejection("duplicate", f"event ({source}, {eid}) already applied"))
+        if etype == "spend.recorded":
+            return self._spend(key, eid, t, data)
+        rejection = self._check(etype, data, t)
         if rejection is not None:
             return self._reject(rejection)
         self.seen.add(key)
         self.stats["applied"] += 1
-        dirty = _Dirty()
         previous = self.watermark
         if previous is None or t > previous:
             self.watermark = t
-        now = self.watermark
-        _HANDLERS[event.type](self, event, t, dirty)
-        if previous is None or now > previous:
-            dirty.pairs |= self.rel.lapses(now)
-        records = self._evaluate(dirty, event)
-        self._forget_unwatched()
-        return Outcome(records=records)
+        pairs: Pairs = set()
+        triples: Triples = set()
+        _HANDLERS[etype](self, eid, t, data, pairs, triples)
+        if previous is None or t > previous:
+            pairs |= self.rel.lapses(t)
+        return self._finish(pairs, triples, eid, t)
+
+    def _spend(self, key: str, eid: str, t: int, data: tuple) -> Outcome:
+        """`spend.recorded`, most of any stream: checks, apply and lapses without detours."""
+        client, vendor, amount, cid = data
+        rel = self.rel
+        if cid is not None:
+            contract = rel.contracts.get(cid)
+            if contract is None:
+                detail = f"no contract {cid!r} was signed"
+                return self._reject(Rejection("unknown_contract", detail))
+            if contract.client != client or contract.vendor != vendor:
+                return self._reject(
+                    Rejection(
+                        "contract_mismatch",
+                        f"contract {cid!r} is between {contract.client} and {contract.vendor}",
+                    )
+                )
+        self.seen.add(key)
+        self.stats["applied"] += 1
+        previous = self.watermark
+        moved = previous is None or t > previous
+        now = t if moved else previous
+        if moved:
+            self.watermark = t
+        activated = rel.add_spend(client, vendor, t, amount, now)
+        lapsed = rel.lapses(now) if moved else None
+        if not activated and not lapsed:
+            return _NOTHING  # nothing evaluated, so no exposure cached: none to forget
+        pairs: Pairs = set(lapsed) if lapsed else set()
+        if activated:
+            pairs.add((client, vendor))
+        return self._finish(pairs, set(), eid, t)
+
+    def _finish(self, pairs: Pairs, triples: Triples, eid: str, t: int) -> Outcome:
+        records = self._evaluate(pairs, triples, eid, t) if pairs or triples else ()
+        if len(self._exposures) > len(self.rivals):
+            self._forget_unwatched()
+        return Outcome(records=records) if records else _NOTHING
 
     def _reject(self, rejection: Rejection) -> Outcome:
         self.stats[f"rejected:{rejection.code}"] += 1
         return Outcome(rejection=rejection)
 
-    def _check(self, event: Event, t: int) -> Rejection | None:
-        if isinstance(event, OwnershipStake):
-            last = self.graph.last_time(event.data.owner, event.data.asset)
+    def _check(self, etype: str, data: tuple, t: int) -> Rejection | None:
+        if etype == "ownership.stake":
+            owner, asset = data[0], data[1]
+            last = self.graph.last_time(owner, asset)
             if last is not None and t < last:
-                d = event.data
-                return Rejection("stale", f"{d.owner}->{d.asset} has a newer event applied")
+                return Rejection("stale", f"{owner}->{asset} has a newer event applied")
             return None
-        if isinstance(event, ContractSigned):
-            if event.data.contract_id in self.rel.contracts:
-                return Rejection("contract_exists", f"contract {event.data.contract_id!r} exists")
+        if etype == "contract.signed":
+            if data[0] in self.rel.contracts:
+                return Rejection("contract_exists", f"contract {data[0]!r} exists")
             return None
-        if not isinstance(event, ContractAmended | ContractTerminated | SpendRecorded):
-            return None
-        cid = event.data.contract_id
-        if cid is None:
-            return None
-        contract = self.rel.contracts.get(cid)
-        if contract is None:
-            return Rejection("unknown_contract", f"no contract {cid!r} was signed")
-        if isinstance(event, SpendRecorded) and (
-            contract.client != event.data.client or contract.vendor != event.data.vendor
-        ):
-            return Rejection(
-                "contract_mismatch",
-                f"contract {cid!r} is between {contract.client} and {contract.vendor}",
-            )
+        if etype in ("contract.amended", "contract.terminated"):
+            cid = data[0]
+            if cid not in self.rel.contracts:
+                return Rejection("unknown_contract", f"no contract {cid!r} was signed")
         return None
 
     # -- handlers (state changes; each marks what it may have changed) --------------------
 
-    def _on_stake(self, e: OwnershipStake, t: int, dirty: _Dirty) -> None:
-        d = e.data
-        change = self.graph.apply(d.owner, d.asset, d.percent, d.status, t, e.id)
+    def _on_stake(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
+        owner, asset, percent, status = data
+        change = self.graph.apply(owner, asset, percent, status, t, eid)
         if change is None:
             return
-        for root in sorted(self._readers.get(d.owner, ())):
-            self._refresh_exposure(root, change, dirty)
+        for root in sorted(self._readers.get(owner, ())):
+            self._refresh_exposure(root, change, triples)
 
-    def _on_signed(self, e: ContractSigned, t: int, dirty: _Dirty) -> None:
-        d = e.data
+    def _on_signed(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
+        cid, client, vendor, category, data_classes, annual_value, ends_on = data
         self.rel.sign(
             Contract(
-                contract_id=d.contract_id,
-                client=d.client,
-                vendor=d.vendor,
-                category=d.category,
-                data_classes=tuple(dict.fromkeys(d.data_classes)),
-                annual_value=d.annual_value,
-                ends_on=to_day(d.ends_on),
-                signed_event=e.id,
-                events=[e.id],
+                contract_id=cid,
+                client=client,
+                vendor=vendor,
+                category=category,
+                data_classes=tuple(dict.fromkeys(data_classes)),
+                annual_value=annual_value,
+                ends_on=ends_on,
+                signed_event=eid,
+                events=(eid,),
             )
         )
-        dirty.pairs.add((d.client, d.vendor))
+        pairs.add((client, vendor))
 
-    def _on_amended(self, e: ContractAmended, t: int, dirty: _Dirty) -> None:
-        d = e.data
-        contract = self.rel.contracts[d.contract_id]
-        changes = {k: getattr(d, k) for k in d.model_fields_set if k != "contract_id"}
-        if "ends_on" in changes:
-            changes["ends_on"] = to_day(changes["ends_on"])
+    def _on_amended(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
+        cid, changes = data
+        contract = self.rel.contracts[cid]
+        changes = dict(changes)
         if "data_classes" in changes:
             changes["data_classes"] = tuple(dict.fromkeys(changes["data_classes"]))
         self.rel.amend(contract, changes)
-        contract.events.append(e.id)
-        dirty.pairs.add((contract.client, contract.vendor))
+        contract.events = (*contract.events, eid)
+        pairs.add((contract.client, contract.vendor))
 
-    def _on_terminated(self, e: ContractTerminated, t: int, dirty: _Dirty) -> None:
-        contract = self.rel.contracts[e.data.contract_id]
+    def _on_terminated(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
+        contract = self.rel.contracts[data[0]]
         if not contract.terminated:
             contract.terminated = True
-            contract.events.append(e.id)
-            dirty.pairs.add((contract.client, contract.vendor))
+            contract.events = (*contract.events, eid)
+            pairs.add((contract.client, contract.vendor))
 
-    def _on_spend(self, e: SpendRecorded, t: int, dirty: _Dirty) -> None:
-        d = e.data
-        if self.rel.add_spend(d.client, d.vendor, t, d.amount, self.watermark):
-            dirty.pairs.add((d.client, d.vendor))
-
-    def _on_rivalry(self, e: RivalryDeclared, t: int, dirty: _Dirty) -> None:
-        a, b = e.data.a, e.data.b
+    def _on_rivalry(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
+        a, b, sector = data
         if b in self.rivals.get(a, {}):
             return
-        self.rivals.setdefault(a, {})[b] = e.data.sector
-        self.rivals.setdefault(b, {})[a] = e.data.sector
+        self.rivals.setdefault(a, {})[b] = sector
+        self.rivals.setdefault(b, {})[a] = sector
         for client, rival in ((a, b), (b, a)):
             exposure = self._exposure(rival)
             for vendor in exposure.paths:
                 if round(exposure.stake(vendor), 9) >= self.config.threshold:
-                    dirty.triples.add((client, vendor, rival))
+                    triples.add((client, vendor, rival))
 
-    def _on_withdrawn(self, e: RivalryWithdrawn, t: int, dirty: _Dirty) -> None:
-        a, b = e.data.a, e.data.b
+    def _on_withdrawn(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
+        a, b, _ = data
         if b not in self.rivals.get(a, {}):
             return
         for x, y in ((a, b), (b, a)):
@@ -230,10 +248,11 @@ class Engine:
             for key in self.open_by_rival.get(y, ()):
                 c = self.open[key]
                 if c.client == x:
-                    dirty.triples.add((c.client, c.vendor, c.rival))
+                    triples.add((c.client, c.vendor, c.rival))
 
-    def _on_entity(self, e: EntityRegistered, t: int, dirty: _Dirty) -> None:
-        self.entities[e.data.id] = (e.data.name, tuple(e.data.aliases))
+    def _on_entity(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
+        entity, name, aliases = data
+        self.entities[entity] = (name, tuple(aliases))
 
     # -- exposure cache ---------------------------------------------------------------------
 
@@ -255,26 +274,29 @@ class Engine:
                     del self._readers[entity]
         return old
 
-    def _refresh_exposure(self, root: str, change: Change, dirty: _Dirty) -> None:
+    def _refresh_exposure(self, root: str, change: Change, triples: Triples) -> None:
         """Bring one rival's exposure up to date and mark the conflicts it can have changed."""
         rivals = self.rivals.get(root)
-        old = self._exposures.get(root)
-        if not rivals or old is None:
+        exposure = self._exposures.get(root)
+        if not rivals or exposure is None:
             self._drop_exposure(root)
             return
-        new, candidates = self.graph.update(old, root, change)
-        self._exposures[root] = new
-        for entity in new.touched - old.touched:
-            self._readers.setdefault(entity, set()).add(root)
         threshold = self.config.threshold
-        for vendor in candidates:
-            before, after = _facts(old, vendor), _facts(new, vendor)
-            if before == after or max(before[0], after[0]) < threshold:
-                continue  # nothing a conflict depends on moved, or no conflict either way
+        before, added = self.graph.update(exposure, root, change, threshold)
+        for entity in added:
+            self._readers.setdefault(entity, set()).add(root)
+        stakes = exposure.stakes
+        for vendor, old in before.items():
+            # skip when no conflict exists either way, or nothing a conflict reads moved
+            if old is None:
+                if round(stakes.get(vendor, 0.0), 9) < threshold:
+                    continue
+            elif old == facts(exposure, vendor):
+                continue
             clients = self.rel.clients_of(vendor)
             for client in rivals:
                 if client in clients:
-                    dirty.triples.add((client, vendor, root))
+                    triples.add((client, vendor, root))
 
     def _forget_unwatched(self) -> None:
         """Drop exposures computed for entities that have (or no longer have) no rival."""
@@ -284,22 +306,42 @@ class Engine:
 
     # -- evaluation -----------------------------------------------------------------------
 
-    def _evaluate(self, dirty: _Dirty, event: Event) -> tuple[AlertRecord, ...]:
-        triples = dirty.triples
-        for client, vendor in dirty.pairs:
-            for rival in self.rivals.get(client, ()):
+    def _evaluate(
+        self, pairs: Pairs, triples: Triples, eid: str, t: int
+    ) -> tuple[AlertRecord, ...]:
+        rivals = self.rivals
+        exposures = self._exposures
+        open_pairs = self._open_pairs
+        # below `low`, round(stake, 9) < threshold for certain (the rounding moves < 1e-9)
+        low = self.config.threshold - 1e-6
+        for client, vendor in pairs:
+            open_rivals = open_pairs.get((client, vendor), ())
+            for rival in rivals.get(client, ()):
+                exposure = exposures.get(rival)
+                if (
+                    exposure is not None
+                    and exposure.stakes.get(vendor, 0.0) < low
+                    and rival not in open_rivals
+                ):
+                    continue  # no conflict now (`_severity_now` would say None), none open
                 triples.add((client, vendor, rival))
         records = []
+        memo: _Memo = {}
         for client, vendor, rival in triples:
-            record = self._transition(client, vendor, rival, event)
+            record = self._transition(client, vendor, rival, eid, t, memo)
             if record is not None:
                 records.append(record)
-        records.sort(key=lambda r: r.dedup_key)
+        if len(records) > 1:
+            records.sort(key=lambda r: r.dedup_key)
         return tuple(records)
 
-    def _transition(self, client: str, vendor: str, rival: str, event: Event):
+    def _transition(
+        self, client: str, vendor: str, rival: str, eid: str, t: int, memo: _Memo
+    ) -> AlertRecord | None:
+        severity = self._severity_now(client, vendor, rival, memo)
+        if severity is None and not self.open_by_rival.get(rival):
+            return None  # no conflict now, and none of this rival's is open
         key = f"{client}|{vendor}|{rival}"
-        severity = self._severity_now(client, vendor, rival)
         before = self.open.get(key)
         if severity is None and before is None:
             return None
@@ -311,48 +353,71 @@ class Engine:
             self.open_by_rival[rival].discard(key)
             if not self.open_by_rival[rival]:
                 del self.open_by_rival[rival]
-            return self._record(key, "resolved", before.severity, client, vendor, rival, event)
-        since = before or OpenConflict(
-            client, vendor, rival, severity, event.id, format_time(event.time)
-        )
-        self.open[key] = OpenConflict(
-            client, vendor, rival, severity, since.since_event, since.since_time
-        )
+            open_rivals = self._open_pairs[(client, vendor)]
+            open_rivals.discard(rival)
+            if not open_rivals:
+                del self._open_pairs[(client, vendor)]
+            return self._record(
+                key, "resolved", before.severity, client, vendor, rival, eid, t, memo
+            )
+        if before is None:
+            since_event, since_time = eid, format_micros(t)
+        else:
+            since_event, since_time = before.since_event, before.since_time
+        self.open[key] = OpenConflict(client, vendor, rival, severity, since_event, since_time)
         self.open_by_rival.setdefault(rival, set()).add(key)
-        return self._record(key, "firing", severity, client, vendor, rival, event)
+        self._open_pairs.setdefault((client, vendor), set()).add(rival)
+        return self._record(key, "firing", severity, client, vendor, rival, eid, t, memo)
 
-    def _severity_now(self, client: str, vendor: str, rival: str) -> str | None:
-        """The conflict's severity at the watermark, or None when there is no conflict."""
-        if vendor in (client, rival) or rival not in self.rivals.get(client, {}):
-            return None
-        now = self.watermark
-        assert now is not None
-        if not self.rel.is_active(client, vendor, now):
+    def _relationship(self, client: str, vendor: str, memo: _Memo) -> tuple[list | None, bool]:
+        """The pair's active contracts (None: not active) and whether they carry a sensitive
+        class, at the watermark; `memo` keeps them for the rest of one event's evaluation
+        (the rivals of one client share them)."""
+        found = memo.get((client, vendor))
+        if found is None:
+            assert self.watermark is not None
+            contracts = self.rel.activity(client, vendor, self.watermark)
+            classes = self.config.sensitive_data_classes
+            sensitive = contracts is not None and any(
+                dc in classes for c in contracts for dc in c.data_classes
+            )
+            found = memo[(client, vendor)] = (contracts, sensitive)
+        return found
+
+    def _severity_now(
+        self, client: str, vendor: str, rival: str, memo: _Memo | None = None
+    ) -> str | None:
+        """The conflict's severity at the watermark, or None when there is no conflict.
+
+        Cheapest test first: most (client, vendor, rival) triples an event touches have no
+        stake at all; only those at or above the threshold look at the relationship.
+        """
+        if vendor in (client, rival) or rival not in self.rivals.get(client, ()):
             return None
         exposure = self._exposure(rival)
-        stake = round(exposure.stake(vendor), 9)
+        stake = round(exposure.stakes.get(vendor, 0.0), 9)
         threshold = self.config.threshold
         if stake < threshold:
             return None
-        contracts = self.rel.active_contracts(client, vendor, now)
-        sensitive = any(
-            dc in self.config.sensitive_data_classes for c in contracts for dc in c.data_classes
+        contracts, sensitive = self._relationship(client, vendor, {} if memo is None else memo)
+        if contracts is None:
+            return None  # the relationship is not active
+        return self.config.severity.classify_values(
+            stake,
+            vendor in exposure.controlled,
+            sensitive,
+            round(exposure.held_stake(vendor), 9) < threshold,
         )
-        facts = Facts(
-            stake=stake,
-            controlled=vendor in exposure.controlled,
-            sensitive=sensitive,
-            pending=round(exposure.held_stake(vendor), 9) < threshold,
-        )
-        return self.config.severity.classify(facts)
 
-    def _record(self, key, status, severity, client, vendor, rival, event) -> AlertRecord:
+    def _record(
+        self, key, status, severity, client, vendor, rival, eid, t, memo: _Memo
+    ) -> AlertRecord:
         now = self.watermark
         assert now is not None
         exposure = self._exposure(rival)
         shown = ((round(s, 6), p) for s, p in exposure.paths.get(vendor, ()))
         paths = sorted(shown, key=lambda sp: (-sp[0], sp[1]))
-        contracts = self.rel.active_contracts(client, vendor, now)
+        contracts = self._relationship(client, vendor, memo)[0] or ()
         return AlertRecord(
             dedup_key=key,
             status=status,
@@ -367,8 +432,8 @@ class Engine:
             active_contracts=tuple(c.contract_id for c in contracts),
             data_classes=tuple(sorted({dc for c in contracts for dc in c.data_classes})),
             spend_365d=round(self.rel.spend_365d(client, vendor, now), 2),
-            event_id=event.id,
-            event_time=format_time(event.time),
+            event_id=eid,
+            event_time=format_micros(t),
         )
 
     # -- queries used by adapters -------------------------------------------------------------
@@ -378,8 +443,21 @@ class Engine:
         return None if self.watermark is None else self.watermark // DAY_US
 
     def exposure_of(self, root: str) -> Exposure:
-        """Exposure of any entity (computed on demand, not cached for non-rivals)."""
-        return self._exposures.get(root) or self.graph.exposure(root)
+        """Exposure of any entity (computed on demand, not cached for non-rivals).
+
+        A copy: the cached exposures are updated in place as holdings change.
+        """
+        cached = self._exposures.get(root)
+        if cached is None:
+            return self.graph.exposure(root)
+        return Exposure(
+            dict(cached.paths),
+            dict(cached.stakes),
+            None if cached.held_stakes is None else dict(cached.held_stakes),
+            None if cached.held_paths is None else dict(cached.held_paths),
+            cached.controlled,
+            frozenset(cached.touched),
+        )
 
     # -- snapshots --------------------------------------------------------------------------
 
@@ -395,16 +473,10 @@ class Engine:
             raise ValueError(f"snapshot version {version} is not {SNAPSHOT_VERSION}")
         engine = cls(config)
         engine.__dict__.update(state)
+        if "_open_pairs" not in state:  # a snapshot from before this index existed
+            for c in engine.open.values():
+                engine._open_pairs.setdefault((c.client, c.vendor), set()).add(c.rival)
         return engine
-
-
-def _facts(exposure: Exposure, vendor: str) -> tuple[float, bool, float]:
-    """What a conflict's existence and severity read from one exposure."""
-    return (
-        round(exposure.stake(vendor), 9),
-        vendor in exposure.controlled,
-        round(exposure.held_stake(vendor), 9),
-    )
 
 
 _HANDLERS = {
@@ -412,7 +484,6 @@ _HANDLERS = {
     "contract.signed": Engine._on_signed,
     "contract.amended": Engine._on_amended,
     "contract.terminated": Engine._on_terminated,
-    "spend.recorded": Engine._on_spend,
     "rivalry.declared": Engine._on_rivalry,
     "rivalry.withdrawn": Engine._on_withdrawn,
     "entity.registered": Engine._on_entity,

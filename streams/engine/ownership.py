@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = ["Change", "Exposure", "Holding", "OwnershipGraph", "Path"]
 
 Path = tuple[str, ...]
+_NO_HOLDINGS: dict[str, float] = {}
+_NO_FACTS: dict[str, tuple[float, bool, float] | None] = {}
+_NO_ENTITIES: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -31,8 +35,7 @@ class Holding:
         return self.pending if self.pending is not None else self.held
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """One holding's effective and held values before and after an event."""
 
     owner: str
@@ -65,6 +68,51 @@ class Exposure:
 
 def _stakes(paths: dict[str, list[tuple[float, Path]]]) -> dict[str, float]:
     return {v: min(100.0, math.fsum(s for s, _ in ps)) for v, ps in paths.items()}
+
+
+def facts(exposure: Exposure, target: str) -> tuple[float, bool, float]:
+    """What a conflict's existence and severity read from one exposure."""
+    return (
+        round(exposure.stake(target), 9),
+        target in exposure.controlled,
+        round(exposure.held_stake(target), 9),
+    )
+
+
+def _swap(
+    paths: dict[str, list[tuple[float, Path]]],
+    stakes: dict[str, float],
+    old_through: dict[str, list[tuple[float, Path]]],
+    new_through: dict[str, list[tuple[float, Path]]],
+) -> None:
+    """Replace, in place, the paths `old_through` by the paths `new_through`.
+
+    The lists in `paths` are replaced, never changed in place (a copy of `paths` may share
+    them). `new_through`'s lists are fresh and become `paths`' own.
+    """
+    for target in old_through.keys() | new_through.keys():
+        kept = paths.get(target)
+        gone = old_through.get(target)
+        fresh = new_through.get(target)
+        if gone and kept:
+            if len(kept) == 1 and len(gone) == 1 and kept[0][1] == gone[0][1]:
+                kept = None  # the one path there was: gone (the common case)
+            elif len(gone) == 1:
+                drop = gone[0][1]
+                kept = [sp for sp in kept if sp[1] != drop]
+            else:
+                drops = {p for _, p in gone}
+                kept = [sp for sp in kept if sp[1] not in drops]
+        if fresh:
+            kept = kept + fresh if kept else fresh
+        if kept:
+            paths[target] = kept
+            # math.fsum of one term is that term
+            total = kept[0][0] if len(kept) == 1 else math.fsum(s for s, _ in kept)
+            stakes[target] = min(100.0, total)
+        else:
+            paths.pop(target, None)
+            stakes.pop(target, None)
 
 
 class OwnershipGraph:
@@ -106,15 +154,21 @@ class OwnershipGraph:
         self.pending_count += (h.pending is not None) - had_pending
         if (h.held, h.pending) == before:
             return None
-        self._set(self.out_eff, owner, asset, h.effective)
-        self._set(self.in_eff, asset, owner, h.effective)
-        self._set(self.out_held, owner, asset, h.held)
-        return Change(owner, asset, eff_before, h.effective, before[0], h.held)
+        effective = h.effective
+        if effective != eff_before:
+            self._set(self.out_eff, owner, asset, effective)
+            self._set(self.in_eff, asset, owner, effective)
+        if h.held != before[0]:
+            self._set(self.out_held, owner, asset, h.held)
+        return Change(owner, asset, eff_before, effective, before[0], h.held)
 
     @staticmethod
     def _set(adj: dict[str, dict[str, float]], a: str, b: str, value: float | None) -> None:
         if value is not None and value > 0:
-            adj.setdefault(a, {})[b] = value
+            row = adj.get(a)
+            if row is None:
+                row = adj[a] = {}
+            row[b] = value
         else:
             row = adj.get(a)
             if row is not None:
@@ -148,131 +202,178 @@ class OwnershipGraph:
         """All simple paths from root whose running stake stays at or above the floor."""
         found: dict[str, list[tuple[float, Path]]] = {}
         touched = {root}
-        self._walk([root], None, out, found, touched)
+        self._extend([root], {root}, None, out, found, touched)
         return found, touched
 
-    def _walk(
+    def _extend(
         self,
         path: list[str],
+        on_path: set[str],
         stake: float | None,
         out: dict[str, dict[str, float]],
         found: dict[str, list[tuple[float, Path]]],
-        touched: set[str],
-        first: tuple[str, float | None] | None = None,
+        reached: set[str],
     ) -> None:
-        """Extend `path` (running stake `stake`) by every simple continuation above the floor.
-
-        `first`, when given, fixes the first step: (asset, its percentage) — used to follow
-        one holding with a value other than the graph's (the value before a change).
-        """
+        """Extend `path` (running stake `stake`, None at the root) by every simple
+        continuation whose running stake stays at or above the floor."""
         floor = self.path_floor
-        on_path = set(path)
-
-        def walk(node: str, stake: float | None, steps) -> None:
-            for nxt, pct in steps:
-                if nxt in on_path or pct is None or pct <= 0:
-                    continue
-                s = pct if stake is None else stake * pct / 100
-                if s < floor:
-                    continue
-                path.append(nxt)
+        for nxt, pct in out.get(path[-1], _NO_HOLDINGS).items():
+            if nxt in on_path or pct <= 0:
+                continue
+            s = pct if stake is None else stake * pct / 100
+            if s < floor:
+                continue
+            path.append(nxt)
+            found.setdefault(nxt, []).append((s, tuple(path)))
+            reached.add(nxt)
+            if nxt in out:
                 on_path.add(nxt)
-                found.setdefault(nxt, []).append((s, tuple(path)))
-                touched.add(nxt)
-                walk(nxt, s, out.get(nxt, {}).items())
+                self._extend(path, on_path, s, out, found, reached)
                 on_path.discard(nxt)
-                path.pop()
+            path.pop()
 
-        steps = [first] if first is not None else out.get(path[-1], {}).items()
-        walk(path[-1], stake, steps)
+    def _follow(
+        self,
+        prefixes: list[tuple[float | None, Path]],
+        asset: str,
+        value: float | None,
+        out: dict[str, dict[str, float]],
+        found: dict[str, list[tuple[float, Path]]],
+        reached: set[str],
+    ) -> None:
+        """The paths that continue each prefix by a holding in `asset` worth `value`
+        (which may differ from the graph's: the value before a change)."""
+        if value is None or value <= 0:
+            return
+        floor = self.path_floor
+        onward = asset in out
+        for stake, prefix in prefixes:
+            if asset in prefix:
+                continue
+            s = value if stake is None else stake * value / 100
+            if s < floor:
+                continue
+            path = (*prefix, asset)
+            found.setdefault(asset, []).append((s, path))
+            reached.add(asset)
+            if onward:
+                self._extend(list(path), set(path), s, out, found, reached)
 
-    def update(self, exp: Exposure, root: str, ch: Change) -> tuple[Exposure, set[str]]:
-        """Re-derive `exp` after one holding changed, following only paths through it.
+    def update(
+        self, exp: Exposure, root: str, ch: Change, threshold: float
+    ) -> tuple[dict[str, tuple[float, bool, float] | None], set[str]]:
+        """Bring `exp` up to date, in place, after one holding changed; only the paths
+        through that holding are followed.
 
         Paths that reach the owner cannot use the changed holding (the owner would appear
         twice), so they are the fixed prefixes; only their continuations through the holding
         are enumerated again, with the old and with the new value. The held graph is
         followed the same way; where it was equal to the effective one (`held_paths` None),
         the effective paths before the change stand in for it.
+
+        Returns the targets whose figures may have moved, each with its figures before the
+        change (`facts`; None where the stake was below `threshold`, so that no conflict
+        existed, which is all that is then needed), and the entities the exposure reads now
+        and did not read before.
         """
-        touched = set(exp.touched)
-        paths, stakes, targets = self._retarget(
-            exp.paths,
-            exp.stakes,
-            root,
-            ch.owner,
-            ch.asset,
-            ch.eff_before,
-            ch.eff_after,
-            self.out_eff,
-            touched,
-        )
-        held_paths, held_stakes = exp.held_paths, exp.held_stakes
-        if not self.pending_count:
-            held_paths = held_stakes = None  # no announcement anywhere: one graph
-        else:
-            if held_paths is None:
-                held_paths, held_stakes = exp.paths, exp.stakes  # held == effective before
-            if ch.held_before != ch.held_after:
-                held_paths, held_stakes, held_targets = self._retarget(
-                    held_paths,
-                    held_stakes or {},
-                    root,
-                    ch.owner,
-                    ch.asset,
-                    ch.held_before,
-                    ch.held_after,
-                    self.out_held,
-                    touched,
-                )
-                targets |= held_targets
+        owner, asset = ch.owner, ch.asset
+        own = [(None, (root,))] if owner == root else None
+        eff_prefixes = own or exp.paths.get(owner)
+        held_prefixes = None
+        if self.pending_count and ch.held_before != ch.held_after:
+            held_paths = exp.held_paths if exp.held_paths is not None else exp.paths
+            held_prefixes = own or held_paths.get(owner)
+        recontrol = owner in exp.controlled and self._control_may_change(exp.controlled, ch)
+        if not eff_prefixes and not held_prefixes and not recontrol:
+            # Nothing this exposure reads moved; only the held graph's bookkeeping follows
+            # the rule below (held_paths None while it would equal the effective paths).
+            if not self.pending_count:
+                exp.held_paths = exp.held_stakes = None
+            return _NO_FACTS, _NO_ENTITIES
+        reached: set[str] = set()
+        out = self.out_eff
+        eff_old: dict[str, list[tuple[float, Path]]] = {}
+        eff_new: dict[str, list[tuple[float, Path]]] = {}
+        if eff_prefixes:
+            scratch: set[str] = set()
+            self._follow(eff_prefixes, asset, ch.eff_before, out, eff_old, scratch)
+            self._follow(eff_prefixes, asset, ch.eff_after, out, eff_new, reached)
+        targets = eff_old.keys() | eff_new.keys()
+        held_old: dict[str, list[tuple[float, Path]]] = {}
+        held_new: dict[str, list[tuple[float, Path]]] = {}
+        if held_prefixes:
+            scratch = set()
+            out = self.out_held
+            self._follow(held_prefixes, asset, ch.held_before, out, held_old, scratch)
+            self._follow(held_prefixes, asset, ch.held_after, out, held_new, reached)
+            targets |= held_old.keys() | held_new.keys()
         controlled = exp.controlled
-        if ch.owner in controlled:
+        if recontrol:
             controlled = self.controlled_by(root)
             targets |= controlled ^ exp.controlled
-            touched |= controlled
-        new = Exposure(paths, stakes, held_stakes, held_paths, controlled, frozenset(touched))
-        return new, targets
+            reached |= controlled
+        stakes = exp.stakes
+        before = {
+            target: facts(exp, target) if round(stakes.get(target, 0.0), 9) >= threshold else None
+            for target in targets
+        }
+        # -- from here on, exp changes --
+        if not self.pending_count:
+            exp.held_paths = exp.held_stakes = None  # no announcement anywhere: one graph
+        elif exp.held_paths is None:
+            exp.held_paths, exp.held_stakes = dict(exp.paths), dict(exp.stakes)
+        _swap(exp.paths, exp.stakes, eff_old, eff_new)
+        if self.pending_count and (held_old or held_new):
+            assert exp.held_paths is not None and exp.held_stakes is not None
+            _swap(exp.held_paths, exp.held_stakes, held_old, held_new)
+        exp.controlled = controlled
+        added = reached - exp.touched
+        if added:
+            exp.touched = exp.touched | added
+        return before, added
 
-    def _retarget(self, paths, stakes, root, owner, asset, before, after, out, touched):
-        """Swap the paths through (owner, asset) at value `before` for those at `after`."""
-        if owner == root:
-            prefixes: list[tuple[float | None, Path]] = [(None, (root,))]
-        else:
-            prefixes = list(paths.get(owner, ()))  # type: ignore[arg-type]
-        old_through: dict[str, list[tuple[float, Path]]] = {}
-        new_through: dict[str, list[tuple[float, Path]]] = {}
-        scratch: set[str] = set()
-        for stake, prefix in prefixes:
-            self._walk(list(prefix), stake, out, old_through, scratch, first=(asset, before))
-            self._walk(list(prefix), stake, out, new_through, touched, first=(asset, after))
-        targets = old_through.keys() | new_through.keys()
-        paths, stakes = dict(paths), dict(stakes)
-        for target in targets:
-            gone = {p for _, p in old_through.get(target, ())}
-            kept = [sp for sp in paths.get(target, ()) if sp[1] not in gone]
-            kept.extend(new_through.get(target, ()))
-            if kept:
-                paths[target] = kept
-                stakes[target] = min(100.0, math.fsum(s for s, _ in kept))
-            else:
-                paths.pop(target, None)
-                stakes.pop(target, None)
-        return paths, stakes, set(targets)
+    def _control_may_change(self, controlled: frozenset[str], ch: Change) -> bool:
+        """Whether a change to a holding of a controlled owner can change `controlled`
+        (the least set closed under "held > 50 % by members"); False only when it
+        certainly cannot:
+
+        - the effective value did not move;
+        - it rose, and the asset is controlled already, or its holdings by controlled
+          entities (this one at its new value) still add up to 50 % or less — the set is
+          still closed, and larger values can only grow the least closed set;
+        - it fell, and the asset is not controlled: no member's control rested on it.
+        """
+        before = ch.eff_before or 0.0
+        after = ch.eff_after or 0.0
+        if after == before:
+            return False
+        asset = ch.asset
+        if after < before:
+            return asset in controlled
+        if asset in controlled:
+            return False
+        owners = self.in_eff.get(asset, _NO_HOLDINGS)
+        return math.fsum(pct for owner, pct in owners.items() if owner in controlled) > 50
 
     def controlled_by(self, root: str) -> frozenset[str]:
         """Entities `root` controls: itself, and any X held > 50 % by controlled entities."""
         controlled = {root}
         contributions: dict[str, list[float]] = {}
         queue = [root]
+        out = self.out_eff
         while queue:
             y = queue.pop()
-            for x, pct in self.out_eff.get(y, {}).items():
+            for x, pct in out.get(y, _NO_HOLDINGS).items():
                 if x in controlled:
                     continue
-                parts = contributions.setdefault(x, [])
-                parts.append(pct)
-                if math.fsum(parts) > 50:
+                parts = contributions.get(x)
+                if parts is None:
+                    contributions[x] = [pct]
+                    total = pct  # math.fsum([pct]) == pct
+                else:
+                    parts.append(pct)
+                    total = math.fsum(parts)
+                if total > 50:
                     controlled.add(x)
                     queue.append(x)
         return frozenset(controlled)

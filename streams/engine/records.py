@@ -8,12 +8,19 @@ from typing import Any
 
 import orjson
 
-__all__ = ["AlertRecord", "format_time"]
+__all__ = ["AlertRecord", "format_micros", "format_time"]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def format_time(t: dt.datetime) -> str:
     """RFC 3339 in UTC with `Z`; microseconds only when there are some."""
     return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def format_micros(t: int) -> str:
+    """`format_time` of the instant `t` microseconds after the epoch (the same string)."""
+    return (_EPOCH + dt.timedelta(microseconds=t)).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)

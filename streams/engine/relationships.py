@@ -11,10 +11,13 @@ import math
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 __all__ = ["Contract", "Pair", "Relationships"]
 
 DAY_US = 86_400_000_000
+_contract_id = attrgetter("contract_id")
+_NO_PAIRS: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(slots=True)
@@ -28,7 +31,7 @@ class Contract:
     ends_on: int | None  # days since the epoch
     signed_event: str
     terminated: bool = False
-    events: list[str] = field(default_factory=list)
+    events: tuple[str, ...] = ()  # ids of the events that made it; a tuple: no GC tracking
 
     def active(self, today: int) -> bool:
         return not self.terminated and (self.ends_on is None or self.ends_on >= today)
@@ -82,24 +85,29 @@ class Relationships:
 
     def add_spend(self, client: str, vendor: str, time: int, amount: float, now: int) -> bool:
         """Record spend; True when it is the only in-window spend of a never-contracted pair."""
-        p = self.pair(client, vendor)
+        p = self.pairs.get((client, vendor)) or self.pair(client, vendor)
+        times = p.times
         cutoff = now - self.window_us
-        if p.times and p.times[0] <= cutoff:
+        # A contracted pair's activity does not read its spend, and `spend_365d` bisects:
+        # its aged-out spend is dropped once it is half the list (amortised), not each time.
+        if times and times[0] <= cutoff and (not p.contracts or times[len(times) >> 1] <= cutoff):
             self._prune(p, cutoff)
         if time <= cutoff:
             return False
-        was_active = bool(p.times)
-        if not p.times or time >= p.times[-1]:
-            p.times.append(time)
+        was_active = len(times) > 0
+        if not was_active or time >= times[-1]:
+            times.append(time)
             p.amounts.append(amount)
         else:
-            i = bisect_right(p.times, time)
-            p.times.insert(i, time)
+            i = bisect_right(times, time)
+            times.insert(i, time)
             p.amounts.insert(i, amount)
-        if not p.contracts and not p.expiry_scheduled:
+        if p.contracts:
+            return False
+        if not p.expiry_scheduled:
             p.expiry_scheduled = True
-            heapq.heappush(self._spend_expiry, (p.times[-1] + self.window_us, client, vendor))
-        return not p.contracts and not was_active
+            heapq.heappush(self._spend_expiry, (times[-1] + self.window_us, client, vendor))
+        return not was_active
 
     @staticmethod
     def _prune(p: Pair, cutoff: int) -> None:
@@ -107,17 +115,19 @@ class Relationships:
         del p.times[:i]
         del p.amounts[:i]
 
-    def lapses(self, now: int) -> set[tuple[str, str]]:
+    def lapses(self, now: int) -> set[tuple[str, str]] | frozenset[tuple[str, str]]:
         """Pairs whose activity may have changed because the watermark moved to `now`."""
-        dirty: set[tuple[str, str]] = set()
         today = now // DAY_US
         ends = self._ends
+        expiry = self._spend_expiry
+        if (not ends or ends[0][0] >= today) and (not expiry or expiry[0][0] > now):
+            return _NO_PAIRS  # nothing due: the common case, without allocating
+        dirty: set[tuple[str, str]] = set()
         while ends and ends[0][0] < today:
             day, cid = heapq.heappop(ends)
             c = self.contracts[cid]
             if c.ends_on == day and not c.terminated:
                 dirty.add((c.client, c.vendor))
-        expiry = self._spend_expiry
         while expiry and expiry[0][0] <= now:
             _, client, vendor = heapq.heappop(expiry)
             p = self.pairs[(client, vendor)]
@@ -133,12 +143,32 @@ class Relationships:
     # -- queries -----------------------------------------------------------------------
 
     def active_contracts(self, client: str, vendor: str, now: int) -> list[Contract]:
+        """The pair's contracts active at `now`, by contract id."""
+        p = self.pairs.get((client, vendor))
+        if p is None or not p.contracts:
+            return []
+        return self._active(p, now // DAY_US)
+
+    def _active(self, p: Pair, today: int) -> list[Contract]:
+        contracts = self.contracts
+        found = []
+        for cid in p.contracts:
+            c = contracts[cid]
+            if not c.terminated and (c.ends_on is None or c.ends_on >= today):  # c.active()
+                found.append(c)
+        if len(found) > 1:
+            found.sort(key=_contract_id)
+        return found
+
+    def activity(self, client: str, vendor: str, now: int) -> list[Contract] | None:
+        """None when the pair is not active at `now`; else its active contracts (empty
+        for a pair active through spend alone) — `is_active` and `active_contracts` in one."""
         p = self.pairs.get((client, vendor))
         if p is None:
-            return []
-        today = now // DAY_US
-        found = (self.contracts[cid] for cid in p.contracts)
-        return sorted((c for c in found if c.active(today)), key=lambda c: c.contract_id)
+            return None
+        if p.contracts:
+            return self._active(p, now // DAY_US) or None
+        return [] if p.times and p.times[-1] > now - self.window_us else None
 
     def spend_365d(self, client: str, vendor: str, now: int) -> float:
         p = self.pairs.get((client, vendor))
