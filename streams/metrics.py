@@ -11,7 +11,7 @@ LABEL BOUNDS
 - `topic`: first `max_label_values` (32) distinct topic names, then `_other`.
 - `type`: the 8 SPEC event types, else `_other` (undecodable records, unknown types).
 - `outcome` (events): applied | rejected | duplicate | redelivered.
-- `reason`: the 10 rejection codes of docs/decisions.md, else `_other`.
+- `reason`: the 11 rejection codes of docs/decisions.md, else `_other`.
 - `severity`: critical | high | warning.
 - `status` (alerts): firing | resolved.
 - `receiver`: first `max_label_values` (32) distinct receiver names, then `_other`.
@@ -73,6 +73,7 @@ DEAD_LETTER_REASONS: Final = (
     "same_party",
     "duplicate",
     "stale",
+    "future",
     "unknown_contract",
     "contract_exists",
     "contract_mismatch",
@@ -397,6 +398,12 @@ class Metrics:
             ["receiver"],
             registry=r,
         )
+        self.delivery_backpressure = Counter(
+            name("alert_delivery_backpressure"),
+            "Times delivery stopped reading the alerts topic because its queue limit "
+            "(max_pending records not yet delivered) was reached.",
+            registry=r,
+        )
         # -- worker -----------------------------------------------------------------------
         self.consumer_lag = Gauge(
             name("consumer_lag_records"),
@@ -536,6 +543,10 @@ class Metrics:
     def set_delivery_queue_depth(self, receiver: str, depth: int) -> None:
         """Records queued for `receiver` (waiting for rate limit, backoff or first attempt)."""
         self.delivery_queue_depth.labels(self._receiver(receiver)).set(depth)
+
+    def observe_delivery_backpressure(self) -> None:
+        """Delivery hit its queue limit and stopped reading until records are delivered."""
+        self.delivery_backpressure.inc()
 
     # -- worker ---------------------------------------------------------------------------
     def set_consumer_lag(self, lag_by_topic: Mapping[str, int]) -> None:

@@ -175,6 +175,10 @@ class EngineConfig:
     severity: SeverityRules = field(default_factory=lambda: SeverityRules.parse(DEFAULT_RULES))
     spend_window_days: int = 365
     path_floor: float = 0.01
+    # One event stamped years ahead would move the watermark there and expire everyone's
+    # spend and contracts; events further than this ahead of the watermark are rejected
+    # (`future`). None turns the guard off (docs/decisions.md).
+    max_future_days: int | None = 180
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 100:
@@ -183,10 +187,18 @@ class EngineConfig:
             raise ConfigError(f"spend_window_days: must be >= 1, got {self.spend_window_days!r}")
         if not 0 <= self.path_floor < self.threshold:
             raise ConfigError(f"path_floor: must be in [0, threshold), got {self.path_floor!r}")
+        if self.max_future_days is not None and self.max_future_days < 1:
+            raise ConfigError(f"max_future_days: must be >= 1, got {self.max_future_days!r}")
 
     @classmethod
     def from_mapping(cls, doc: Mapping[str, Any]) -> EngineConfig:
-        known = {"threshold", "sensitive_data_classes", "severity", "spend_window_days"}
+        known = {
+            "threshold",
+            "sensitive_data_classes",
+            "severity",
+            "spend_window_days",
+            "max_future_days",
+        }
         for key in doc:
             if key not in known:
                 raise ConfigError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
@@ -198,6 +210,11 @@ class EngineConfig:
             if not isinstance(days, int) or isinstance(days, bool):
                 raise ConfigError(f"spend_window_days: expected a whole number, got {days!r}")
             kwargs["spend_window_days"] = days
+        if "max_future_days" in doc:
+            days = doc["max_future_days"]
+            if not isinstance(days, int) or isinstance(days, bool):
+                raise ConfigError(f"max_future_days: expected a whole number, got {days!r}")
+            kwargs["max_future_days"] = days
         if "sensitive_data_classes" in doc:
             classes = doc["sensitive_data_classes"]
             if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):

@@ -93,6 +93,9 @@ class Engine:
             if key in self.seen:
                 detail = f"event ({source}, {eid}) already applied"
                 return self._reject(Rejection("duplicate", detail))
+            limit, now = self._future_limit, self.watermark
+            if limit is not None and now is not None and t > now + limit:
+                return self._reject(self._future(t))
             return self._spend(key, eid, t, data)
         return self._apply(etype, source, eid, t, data)
 
@@ -105,6 +108,9 @@ class Engine:
         key = f"{source}\x1f{eid}"
         if key in self.seen:
             return self._reject(Rejection("duplicate", f"event ({source}, {eid}) already applied"))
+        limit = self._future_limit
+        if limit is not None and self.watermark is not None and t > self.watermark + limit:
+            return self._reject(self._future(t))
         if etype == "spend.recorded":
             return self._spend(key, eid, t, data)
         rejection = self._check(etype, data, t)
@@ -159,6 +165,20 @@ class Engine:
         if len(self._exposures) > len(self.rivals):
             self._forget_unwatched()
         return Outcome(records=records) if records else _NOTHING
+
+    @property
+    def _future_limit(self) -> int | None:
+        days = self.config.max_future_days
+        return None if days is None else days * DAY_US
+
+    def _future(self, t: int) -> Rejection:
+        assert self.watermark is not None
+        ahead = (t - self.watermark) / DAY_US
+        return Rejection(
+            "future",
+            f"time is {ahead:.0f} days after the watermark "
+            f"(limit {self.config.max_future_days} days)",
+        )
 
     def _reject(self, rejection: Rejection) -> Outcome:
         self.stats[f"rejected:{rejection.code}"] += 1

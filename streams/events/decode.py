@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import orjson
@@ -37,7 +38,23 @@ def decode(raw: bytes) -> Event | Rejection:
         return _diagnose(raw, exc)
     except (ValueError, RecursionError) as exc:  # pragma: no cover - defensive
         return Rejection("invalid_json", _one_line(str(exc)))
-    return _same_party(event) or event
+    return _same_party(event) or _time_range(event) or event
+
+
+_EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+_LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+
+
+def _time_range(event: Event) -> Rejection | None:
+    """Event times must be real instants: a local date near year 1 or 9999 with a large
+    offset leaves the datetime range once in UTC (and no deal is dated there)."""
+    try:
+        utc = event.time.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not _EARLIEST <= utc < _LATEST:
+        return Rejection("schema", f"time {event.time.isoformat()} is outside 1900..2200 UTC")
+    return None
 
 
 _PARTIES = {

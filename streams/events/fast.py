@@ -161,8 +161,10 @@ def _day(text: str) -> int | None:
 
 
 def _hour(prefix: str) -> int | None:
-    """Seconds since the epoch at `YYYY-MM-DDTHH` (already matched), None if no such day."""
-    day = _day(prefix[:10])
+    """Seconds since the epoch at `YYYY-MM-DDTHH` (already matched), None if no such day.
+    Event times outside 1901..2198 take the slow path, whose range check (1900..2200 UTC,
+    decode.py) then rejects or accepts them."""
+    day = _day(prefix[:10]) if 1901 <= int(prefix[:4]) <= 2198 else None
     base = None if day is None else day * 86_400 + int(prefix[11:13]) * 3_600
     if len(_hours) >= _CACHE_LIMIT:
         _hours.clear()

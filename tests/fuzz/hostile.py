@@ -178,12 +178,18 @@ TIMES = [
     "1748779200",
     1748779200,
     None,
+    "9999-12-31T23:59:59-23:59",
+    "0001-01-01T00:00:00+23:59",
+    "2500-01-01T00:00:00Z",
 ]
-# Accepted by `decode` today, yet outside datetime's range once converted to UTC: the
-# engine raises OverflowError (streams/engine/records.py `format_micros`) when such an
-# event causes an alert record. Kept out of the pools until the decoder rejects them
-# (docs/reliability.md, "Known gaps"); add them to TIMES then.
-OUT_OF_RANGE_TIMES = ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"]
+# Valid local dates that leave datetime's range once converted to UTC, and far-off years:
+# `decode` rejects them (`schema`, times outside 1900..2200 UTC).
+OUT_OF_RANGE_TIMES = [
+    "9999-12-31T23:59:59-23:59",
+    "0001-01-01T00:00:00+23:59",
+    "2500-01-01T00:00:00Z",
+    "1899-12-31T23:59:59Z",
+]
 STRINGS = ["", " ", "a" * 300, "\x00", "\x7f", "a\u2028b", "a\x85b", "\U0001f600", "é" * 200]
 HOSTILE_VALUES = [*LOOK_ALIKES, *NUMBERS, *TIMES, *STRINGS]
 RAW_VALUES = [b"NaN", b"-Infinity", b"Infinity", b"1e400", b"-1e400", b"1" * 5000, b"0x10",

@@ -48,7 +48,7 @@ FUZZ = settings(
 def test_the_documented_codes_are_the_ones_the_code_uses() -> None:
     expected = {
         "too_large", "invalid_json", "unknown_type", "schema", "same_party", "duplicate",
-        "stale", "unknown_contract", "contract_exists", "contract_mismatch",
+        "stale", "future", "unknown_contract", "contract_exists", "contract_mismatch",
     }  # fmt: skip
     assert expected == ALL_CODES
 
