@@ -38,6 +38,7 @@ from typing import Any
 import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from streams.agents.leases import LeaseKeeper, lease_of
 from streams.agents.merge import InputRecord, Merge
@@ -208,15 +209,32 @@ class Worker:
             self._set_state("recovering")
             reader = self._reader
             assert reader is not None
+            backoff = 0.5
             while not self._stopping:
                 generation = self._generation
-                batch = await reader.getmany(
-                    timeout_ms=self.options.fetch_max_wait_ms, max_records=self.options.max_records
-                )
-                async with self._lock:
-                    if generation != self._generation:
-                        continue  # rewound meanwhile: these records will be fetched again
-                    await self._step(batch)
+                try:
+                    batch = await reader.getmany(
+                        timeout_ms=self.options.fetch_max_wait_ms,
+                        max_records=self.options.max_records,
+                    )
+                    async with self._lock:
+                        if generation != self._generation:
+                            continue  # rewound meanwhile: these records come again
+                        await self._step(batch)
+                    backoff = 0.5
+                except KafkaError as exc:
+                    # A broker frozen past a request timeout fails a send or a snapshot
+                    # write: go back to the last checkpoint and try again, no restart.
+                    log.warning(
+                        "kafka error; rewinding to the last checkpoint",
+                        error=repr(exc),
+                        retry_in=backoff,
+                    )
+                    self.counts["rewinds"] += 1
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    async with self._lock:
+                        self._rewind(self._checkpoint)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
