@@ -9,7 +9,7 @@ test: deps lint audit
 	$(PYTHON) -m pytest
 
 deps: debian-deps
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 
 debian-deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \

@@ -165,28 +165,34 @@ def demo(
 
 @app.command()
 def bench(
-    quick: Annotated[bool, typer.Option("--quick", help="Smaller sizes (CI).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Smaller sizes (CI, < 2 min).")] = False,
     engine: Annotated[bool, typer.Option("--engine", help="Engine figures only.")] = False,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Stream figures only (worker and peers).")
+    ] = False,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            "--broker",
+            help="kafka://HOST:PORT for the stream figures; default: a private embedded broker.",
+            show_default=False,
+        ),
+    ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write figures here.")] = None,
 ) -> None:
-    """Measure and print the figures (worker figures arrive with the streaming worker)."""
-    from rich.table import Table
+    """Measure and print the figures: the engine alone, then the worker beside a raw
+    consumer, faust and Quix Streams on one broker and one generated stream, alert latency,
+    recovery and rebuild (docs/performance.md)."""
+    from streams.bench_stream import run_bench
 
-    from streams.bench import engine_figures
-
-    out = Console()
-    doc = engine_figures(quick, progress=lambda msg: err.print(f"[dim]… {msg}[/dim]"))
-    table = Table(title="stakewatch bench" + (" --quick" if quick else ""))
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for name, value in doc["figures"].items():
-        table.add_row(name, f"{value:,}")
-    out.print(table)
-    for size, fig in doc["details"]["ownership_event"].items():
-        out.print(f"ownership event on {int(size):,} entities: {fig['params']}", highlight=False)
-    out.print(f"engine stream: {doc['details']['engine_throughput']['params']}", highlight=False)
-    if json_path:
-        json_path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    both = engine == stream  # neither flag, or both: everything
+    run_bench(
+        quick=quick,
+        engine=both or engine,
+        stream=both or stream,
+        broker=broker,
+        json_path=json_path,
+    )
 
 
 # -- questions over a file: the offline twins of GET /v1/explain and POST /v1/what-if ----
@@ -506,6 +512,78 @@ def rebuild(
             )
 
     _run(go())
+
+
+@app.command()
+def chaos(
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scenario",
+            help="kills, broker-pause, broker-restart, receivers or all; repeatable "
+            "(default: kills, or all with --report).",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Stream, kill points and delays.")] = 1,
+    events: Annotated[
+        int | None,
+        typer.Option("--events", min=1000, help="Events (default 100,000; --ci 20,000)."),
+    ] = None,
+    kills: Annotated[
+        int | None, typer.Option("--kills", min=0, help="Worker kills (default 5).")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=2, help="1 or 2.")] = 1,
+    ci: Annotated[
+        bool, typer.Option("--ci", help="CI sizes: 20k events, shorter faults, fast groups.")
+    ] = False,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Rewrite the results table in this file (reliability.md)."),
+    ] = None,
+    work_dir: Annotated[
+        Path | None, typer.Option("--work-dir", help="Logs and data (default: a temp dir).")
+    ] = None,
+) -> None:
+    """Break things on purpose (worker kill -9, broker pause/restart, failing receivers) on
+    a private broker and check nothing was lost or delivered twice; exit 1 if anything was."""
+    from rich.table import Table
+
+    from streams.chaos import command
+
+    results, _ = command(
+        scenarios=scenario or [],
+        seed=seed,
+        events=events,
+        kills=kills,
+        workers=workers,
+        ci=ci,
+        json_path=json_path,
+        report=report,
+        work_dir=work_dir,
+        say=lambda message: err.print(f"[dim]… {message}[/dim]", highlight=False),
+    )
+    table = Table(title=f"stakewatch chaos (seed {seed})")
+    for column in ("fault", "count", "events", "lost", "duplicates", "in doubt", "recovery"):
+        table.add_column(column)
+    for r in results:
+        worst = max(r.recovery, default=None)
+        table.add_row(
+            r.fault,
+            str(r.injected),
+            f"{r.events:,}",
+            str(r.lost),
+            str(r.duplicates),
+            str(r.in_doubt),
+            "—" if worst is None else f"max {worst:.1f} s",
+        )
+    Console().print(table)
+    for r in results:
+        for violation in r.violations:
+            err.print(f"[red]{r.scenario}[/red]: {violation}", highlight=False, soft_wrap=True)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
 
 
 def _config(path: Path | None):

@@ -96,7 +96,7 @@ class MetricsAdapter:
         self._m.set_delivery_queue_depth(receiver, depth)
 
     def backpressure(self, pending: int) -> None:
-        pass  # logged by the dispatcher; the queue depth gauges show it
+        self._m.observe_delivery_backpressure()
 
 
 def is_quiet(headers: Sequence[tuple[str, bytes]] | None) -> bool:
@@ -156,6 +156,7 @@ class DeliveryAgent:
         self._commit_needed = asyncio.Event()
         self._commit_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._throttled = False  # hit max_pending, not yet back below half of it
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -235,8 +236,11 @@ class DeliveryAgent:
                 if self.tp in consumer.assignment():
                     if room > 0:
                         consumer.resume(self.tp)
+                        if self.pending <= self.options.max_pending // 2:
+                            self._throttled = False  # a new episode may be logged
                     else:
                         consumer.pause(self.tp)  # keep polling: stay in the group
+                        self._backpressure()
                 batch = await consumer.getmany(
                     timeout_ms=self.options.fetch_max_wait_ms, max_records=max(room, 1)
                 )
@@ -255,6 +259,21 @@ class DeliveryAgent:
             self.failure = exc
             log.exception("delivery loop failed")
             raise
+
+    def _backpressure(self) -> None:
+        """The queue limit bit: we read no more until records are delivered. Submitting
+        never reaches the dispatcher's own limit (we fetch at most the room left), so the
+        log line and the metric are here, once per episode: until pending falls to half
+        the limit, a slow receiver would otherwise log one line per record."""
+        if self._throttled:
+            return
+        self._throttled = True
+        self.counts["backpressure"] += 1
+        log.warning(
+            "alerts.backpressure", pending=self.pending, max_pending=self.options.max_pending
+        )
+        if self._metrics is not None:
+            self._metrics.backpressure(self.pending)
 
     async def _submit(self, msg) -> bool:
         """Hand one record to the dispatcher; False when no holding is ready to take it."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import sys
+from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
@@ -29,8 +32,17 @@ async def serve(
     api_token: str | None = None,
     stop: asyncio.Event | None = None,
     delivery: DeliveryOptions | None = None,
+    broker_gone: Callable[[], Awaitable[bool]] | None = None,
 ) -> int:
-    """Run until SIGTERM/SIGINT (or ``stop``); returns the process exit code."""
+    """Run until SIGTERM/SIGINT (or ``stop``); returns the process exit code.
+
+    ``broker_gone`` (embedded mode, shared broker): once it answers True the broker died,
+    and its successor on the same port is refilled from the archive without the alerts
+    and snapshots. Nothing of ours may write into a half-refilled broker (a notification
+    log value written then can be overtaken by an older refilled one), and what it lost must
+    be published again. So the process replaces itself with a fresh ``stakewatch worker``
+    (exec, no graceful stop that would flush into it): that one waits for the refill
+    (broker.lock), finds no snapshot, replays and reconciles (docs/reliability.md)."""
     metrics = Metrics(CollectorRegistry())
     worker = Worker(options, metrics)
     agent = DeliveryAgent(delivery, metrics) if delivery is not None else None
@@ -51,8 +63,12 @@ async def serve(
         if agent is not None:
             await agent.start()
         waits = [stop.wait(), worker.wait(), *([agent.wait()] if agent else [])]
+        if broker_gone is not None:
+            waits.append(_until(broker_gone))
         tasks = [asyncio.create_task(w) for w in waits]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if broker_gone is not None and tasks[-1] in done:
+            _restart_process()
         for task in tasks:
             task.cancel()
     finally:
@@ -64,3 +80,19 @@ async def serve(
             await runner.cleanup()
     failed = worker.failure is not None or (agent is not None and agent.failure is not None)
     return 1 if failed else 0
+
+
+async def _until(gone: Callable[[], Awaitable[bool]], every: float = 0.5) -> None:
+    """Poll ``gone`` (a file read and a connect on loopback) until it answers True."""
+    while True:
+        if await gone():
+            return
+        await asyncio.sleep(every)
+
+
+def _restart_process() -> None:
+    log.warning("embedded broker went away; restarting to reconnect once it is refilled")
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])

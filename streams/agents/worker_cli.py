@@ -65,4 +65,21 @@ async def _main(settings, config: EngineConfig, alerts: AlertsConfig) -> int:
             web_port=settings.web_port,
             api_token=token,
             delivery=delivery,
+            broker_gone=_shared_broker_gone(settings, conn),
         )
+
+
+def _shared_broker_gone(settings, conn):
+    """In embedded mode with a broker another process runs: whether it is no longer the
+    live one (dead, not listening, or replaced). None otherwise (nothing to watch)."""
+    if not conn.embedded or conn.owner:
+        return None
+    from streams.connect import live_broker
+
+    data_dir = settings.data_dir.resolve()
+
+    async def gone() -> bool:
+        running = await asyncio.to_thread(live_broker, data_dir)
+        return running is None or running["pid"] != conn.pid
+
+    return gone
