@@ -525,6 +525,9 @@ class Worker:
         the rebuilt state does not (a new rule set, or a rebuild from a time, never fires
         those again, so no resolved would follow). Runs for this worker's leases only."""
         self._reconcile = False
+        producer = self._producer
+        assert producer is not None
+        await producer.flush()  # the topic must show what the replay just sent
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.options.bootstrap,
             enable_auto_commit=False,
@@ -547,8 +550,6 @@ class Worker:
         stamp = (
             format_time(dt.datetime.fromtimestamp(when / 1e6, dt.UTC)) if when is not None else ""
         )
-        producer = self._producer
-        assert producer is not None
         stale = [
             doc
             for key, doc in sorted(last.items())
