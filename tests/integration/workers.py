@@ -7,20 +7,17 @@ import asyncio
 import contextlib
 import inspect
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
-import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.agents.snapshots import read_to_end
 from streams.agents.worker import Worker, WorkerOptions
+from streams.chaos import WorkerProc
 from streams.engine import Engine
 from streams.events import Rejection, decode
 from streams.replay import event_time_ms
@@ -116,14 +113,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class WorkerProcess:
-    """``stakewatch worker`` as a child process, for kill -9 tests. ``env`` adds variables
-    (alert receivers, say) on top of the broker and fast-group ones."""
+class WorkerProcess(WorkerProc):
+    """``stakewatch worker`` as a child process, for kill -9 tests (the chaos campaign's
+    ``WorkerProc``), with the broker and fast-group settings; ``env`` adds variables
+    (alert receivers, say) on top."""
 
     def __init__(
         self, bootstrap: str, prefix: str, log: Path, env: dict[str, str] | None = None
     ) -> None:
-        self.port = free_port()
         env = {
             **os.environ,
             "STAKEWATCH_BROKER": f"kafka://{bootstrap}",
@@ -134,37 +131,8 @@ class WorkerProcess:
             "STAKEWATCH_LOG_FORMAT": "json",
             **(env or {}),
         }
-        self.log = log
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker", "--web-port", str(self.port)],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def status(self) -> dict | None:
-        try:
-            async with httpx.AsyncClient(timeout=1) as client:
-                response = await client.get(f"http://127.0.0.1:{self.port}/readyz")
-                return response.json()
-        except (httpx.HTTPError, ValueError):
-            return None
+        super().__init__(env, log)
 
     async def applied(self) -> int:
         status = await self.status()
         return status["applied"] if status else 0
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def terminate(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                return self.proc.wait(10)
-        return self.proc.returncode
