@@ -14,6 +14,12 @@ values, the ones a restart needs most.
 In embedded mode (``archive`` given) every value is appended to the local archive before it
 is produced, like the input topics: Tansu keeps nothing on disk, and a broker restart that
 lost the log would page again for everything a rebuild re-emits.
+
+Each value carries a per-key sequence number (header ``seq``: the previous value's plus one)
+and a reader keeps the highest, not the last by offset. Offsets order the values only while
+one writer writes them: a refill from the archive racing a writer that has not yet noticed
+the broker restart can land an older value after a newer one, and "last wins" would then
+forget a delivery and page again. Records without the header (older logs) count as 0.
 """
 
 from __future__ import annotations
@@ -38,6 +44,19 @@ log = structlog.get_logger("stakewatch.alerts")
 
 _STATUSES = ("firing", "resolved")
 _SEVERITIES = ("critical", "high", "warning")
+
+
+SEQ_HEADER = "seq"
+
+
+def _seq_of(headers: Iterable[tuple[str, bytes]] | None) -> int:
+    for name, value in headers or ():
+        if name == SEQ_HEADER:
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
 
 
 def encode_value(value: Notified) -> bytes:
@@ -96,9 +115,11 @@ class KafkaNotificationLog:
         self._raw: dict[tuple[str, str], bytes] = {}  # as read; decoded on first get
         self._data: dict[tuple[str, str], Notified] = {}
         self._next = 0  # first offset not yet read
+        self._seq: dict[tuple[str, str], int] = {}  # highest sequence number seen per key
         self._producer: AIOKafkaProducer | None = None
         self.records_read = 0
         self.skipped = 0
+        self.overtaken = 0  # older values read after newer ones, ignored
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
@@ -155,12 +176,17 @@ class KafkaNotificationLog:
             raise RuntimeError("notification log not started")
         key = f"{receiver}|{dedup_key}".encode()
         raw = encode_value(value)
+        seq = self._seq.get((receiver, dedup_key), 0) + 1
+        headers = [(SEQ_HEADER, str(seq).encode())]
         if self._archive is not None:
             from streams.archive import ArchivedRecord
 
-            record = ArchivedRecord(self.topic, key, raw, int(time.time() * 1000), partition=0)
+            record = ArchivedRecord(
+                self.topic, key, raw, int(time.time() * 1000), tuple(headers), partition=0
+            )
             await asyncio.to_thread(self._archive.append, [record])
-        await producer.send_and_wait(self.topic, raw, key=key, partition=0)
+        await producer.send_and_wait(self.topic, raw, key=key, partition=0, headers=headers)
+        self._seq[(receiver, dedup_key)] = seq
         self._raw.pop((receiver, dedup_key), None)
         self._data[(receiver, dedup_key)] = value
 
@@ -214,7 +240,7 @@ class KafkaNotificationLog:
     def _apply(self, records: Iterable[Any]) -> None:
         """Keep the raw last value per key: only the ones asked for are ever decoded (a
         third of a full load's time on 50k records)."""
-        raw, data = self._raw, self._data
+        raw, data, seqs = self._raw, self._data, self._seq
         for r in records:
             self._next = r.offset + 1
             receiver, sep, dedup_key = (r.key or b"").decode(errors="replace").partition("|")
@@ -222,6 +248,11 @@ class KafkaNotificationLog:
                 self._skip(r.key, ValueError("key is not receiver|dedup_key"), r.offset)
                 continue
             key = (receiver, dedup_key)
+            seq = _seq_of(r.headers)
+            if seq < seqs.get(key, 0):
+                self.overtaken += 1  # an older value that landed late (see the docstring)
+                continue
+            seqs[key] = seq
             data.pop(key, None)
             if r.value is None:
                 raw.pop(key, None)

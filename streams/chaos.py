@@ -872,6 +872,8 @@ class Rig:
                 parts.append(f"worker {i}: no answer (exit code {w.proc.poll()}, {w.log})")
             else:
                 parts.append(f"worker {i}: ready={status['ready']} leases={status['leases']}")
+                if not status["ready"]:  # what it waits on, from its own progress line
+                    parts.append(_last_line(w.log, b'"catching up"'))
         with contextlib.suppress(Exception):
             docs = await asyncio.wait_for(read_alerts(self.bootstrap, self.names.alerts), 10)
             parts.append(f"alerts topic: {len(docs)} records, {len(open_from_alerts(docs))} open")
@@ -905,6 +907,14 @@ class Rig:
             if w.proc.poll() is None:
                 w.proc.kill()
                 w.proc.wait(10)
+
+
+def _last_line(log: Path, needle: bytes, limit: int = 600) -> str:
+    try:
+        lines = [line for line in log.read_bytes().splitlines() if needle in line]
+    except OSError:
+        return f"({log} unreadable)"
+    return lines[-1][:limit].decode(errors="replace") if lines else f"(no {needle!r} in {log})"
 
 
 def _count_in_logs(logs: Iterable[Path], needle: bytes) -> int:

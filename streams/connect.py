@@ -217,13 +217,20 @@ def _listening(host: str, port: int) -> bool:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs. A zombie does not: a killed broker nobody reaped (a container
+    whose PID 1 does not reap) would otherwise look alive for as long as the container runs,
+    and a successor listening on its port would pass for it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return True  # no /proc (not Linux): trust kill(0)
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"Z", b"X")
 
 
 def _write_broker_file(data_dir: Path, broker: EmbeddedBroker) -> None:

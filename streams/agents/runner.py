@@ -82,7 +82,7 @@ async def serve(
     return 1 if failed else 0
 
 
-async def _until(gone: Callable[[], Awaitable[bool]], every: float = 0.5) -> None:
+async def _until(gone: Callable[[], Awaitable[bool]], every: float = 0.2) -> None:
     """Poll ``gone`` (a file read and a connect on loopback) until it answers True."""
     while True:
         if await gone():

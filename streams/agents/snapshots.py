@@ -25,7 +25,14 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-__all__ = ["CHUNK_BYTES", "Marker", "SnapshotStore", "choose_marker", "read_to_end"]
+__all__ = [
+    "CHUNK_BYTES",
+    "Marker",
+    "SnapshotStore",
+    "choose_marker",
+    "read_to_end",
+    "usable_marker",
+]
 
 CHUNK_BYTES = 512 * 1024
 Positions = dict[tuple[str, int], int]
@@ -44,6 +51,7 @@ class Marker:
     created: float
     rules: str = ""  # fingerprint of the rule set the state was computed with; "*" = any
     since: int | None = None  # reset markers: apply only records stamped at/after (ms)
+    broker: str = ""  # the embedded broker instance written to ("" on a real cluster)
 
     @property
     def is_reset(self) -> bool:
@@ -65,6 +73,7 @@ class Marker:
                 "created": self.created,
                 "rules": self.rules,
                 "since": self.since,
+                "broker": self.broker,
             }
         )
 
@@ -81,11 +90,12 @@ class Marker:
             created=doc["created"],
             rules=doc.get("rules", ""),
             since=doc.get("since"),
+            broker=doc.get("broker", ""),
         )
 
 
 def choose_marker(
-    markers: Sequence[Marker], gained: Iterable[int], rules: str = ""
+    markers: Sequence[Marker], gained: Iterable[int], rules: str = "", broker: str = ""
 ) -> Marker | None:
     """The snapshot to restore before publishing for ``gained`` leases.
 
@@ -95,9 +105,13 @@ def choose_marker(
     only a replay from the beginning is safe). Snapshots computed under another rule set
     do not count: a changed rule set means a replay, so every conflict is re-evaluated.
     A reset marker (``stakewatch rebuild``) counts for any rule set.
+
+    Nor do snapshots written to another embedded broker instance (``broker``): a process
+    that has not yet noticed its embedded broker restart can write one into the refilled
+    successor, claiming alert records were published that the new alerts topic never got.
     """
     newest: dict[int, Marker] = {}
-    usable = (m for m in markers if m.is_reset or m.rules == rules)
+    usable = (m for m in markers if usable_marker(m, rules, broker))
     for marker in sorted(usable, key=lambda m: m.offset):
         for lease in marker.leases:
             newest[lease] = marker
@@ -111,12 +125,25 @@ def choose_marker(
     return min(picked, key=lambda m: (m.progress, m.offset))
 
 
+def usable_marker(marker: Marker, rules: str | None, broker: str) -> bool:
+    """Whether a marker may be restored under ``rules`` (any, when None) on ``broker``."""
+    if marker.is_reset:
+        return True
+    return (rules is None or marker.rules == rules) and marker.broker == broker
+
+
 class SnapshotStore:
     """Writes and reads snapshots on one single-partition topic."""
 
     def __init__(
-        self, bootstrap: str, topic: str, worker: str, client: Mapping[str, Any] | None = None
+        self,
+        bootstrap: str,
+        topic: str,
+        worker: str,
+        client: Mapping[str, Any] | None = None,
+        broker: str = "",
     ) -> None:
+        self.broker = broker
         self.bootstrap = bootstrap
         self.client = dict(client or {})
         self.topic = topic
@@ -157,6 +184,7 @@ class SnapshotStore:
             created=time.time(),
             rules=rules,
             since=since,
+            broker=self.broker,
         )
         meta = await producer.send_and_wait(
             self.topic,
@@ -188,7 +216,7 @@ class SnapshotStore:
                     for r in records
                     if (dict(r.headers or ()).get("kind") == b"marker")
                 ]
-                usable = [m for m in found if rules is None or m.is_reset or m.rules == rules]
+                usable = [m for m in found if usable_marker(m, rules, self.broker)]
                 covered = set().union(*(m.leases for m in usable)) if usable else set()
                 if start == 0 or (needed <= covered and usable):
                     return found

@@ -73,6 +73,7 @@ class WorkerOptions:
     fetch_max_wait_ms: int = 100
     merge_grace: float = 0.2
     client: Mapping[str, Any] = field(default_factory=dict)  # aiokafka SASL/SSL options
+    broker_instance: str = ""  # embedded mode: which broker process (snapshots are fenced)
 
 
 @dataclass(slots=True)
@@ -104,6 +105,7 @@ class Worker:
         self._lock = asyncio.Lock()
         self._generation = 0
         self._positions: Positions = {}
+        self._seek_to: Positions | None = None  # set by a reset, done by the loop
         self._partitions: list[TopicPartition] = []
         self._merge: Merge | None = None
         self._futures: list[asyncio.Future] = []
@@ -111,11 +113,16 @@ class Worker:
         self._last_snapshot = 0.0
         self._snapshot_cost = 0.0
         self._last_export = 0.0
+        self._last_progress_log = 0.0
         self._stopping = False
         self._task: asyncio.Task | None = None
         self._rank = {t: i for i, t in enumerate(self.names.inputs)}
         self.store = SnapshotStore(
-            options.bootstrap, self.names.snapshots, self.worker_id, client=options.client
+            options.bootstrap,
+            self.names.snapshots,
+            self.worker_id,
+            client=options.client,
+            broker=options.broker_instance,
         )
         self._producer: AIOKafkaProducer | None = None
         self._reader: AIOKafkaConsumer | None = None
@@ -213,13 +220,16 @@ class Worker:
             while not self._stopping:
                 generation = self._generation
                 try:
+                    self._seek_pending(reader)
                     batch = await reader.getmany(
                         timeout_ms=self.options.fetch_max_wait_ms,
                         max_records=self.options.max_records,
                     )
                     async with self._lock:
                         if generation != self._generation:
-                            continue  # rewound meanwhile: these records come again
+                            # Rewound meanwhile: these records may come from either side
+                            # of the rewind; the next turn seeks again and refetches.
+                            continue
                         await self._step(batch)
                     backoff = 0.5
                 except KafkaError as exc:
@@ -275,6 +285,21 @@ class Worker:
             self.ready.set()
             self._set_state("running")
             log.info("worker caught up", worker=self.worker_id, applied=self.counts["applied"])
+        elif not self.ready.is_set() and now - self._last_progress_log >= 5.0:
+            self._last_progress_log = now
+            log.info(
+                "catching up",
+                worker=self.worker_id,
+                applied=self.counts["applied"],
+                buffered=merge.buffered,
+                waiting_on=[f"{t}/{p}" for t, p in merge.waiting_on()][:8],
+                behind={
+                    f"{tp.topic}/{tp.partition}": (self._positions[(tp.topic, tp.partition)], hw)
+                    for tp in self._partitions
+                    if (hw := reader.highwater(tp)) is None
+                    or hw > self._positions[(tp.topic, tp.partition)]
+                },
+            )
         now = time.monotonic()
         interval = max(self.options.snapshot_interval, 20 * self._snapshot_cost)
         if now - self._last_snapshot >= interval and self._dirty_since_checkpoint():
@@ -435,12 +460,19 @@ class Worker:
             (tp.topic, tp.partition): positions.get((tp.topic, tp.partition), 0)
             for tp in self._partitions
         }
-        reader = self._reader
-        assert reader is not None
-        for tp in self._partitions:
-            reader.seek(tp, self._positions[(tp.topic, tp.partition)])
+        # Seeking is left to the loop, before its next fetch: a seek made here, while a
+        # fetch is in flight, can be overtaken by records fetched from the new position
+        # that the loop then drops as stale — the reader would skip them for good.
+        self._seek_to = dict(self._positions)
         self._merge = Merge(self._positions, self._rank, self.options.merge_grace)
         self._generation += 1
+
+    def _seek_pending(self, reader: AIOKafkaConsumer) -> None:
+        """Move the reader to where the last reset left the positions (no fetch in flight)."""
+        seek_to, self._seek_to = self._seek_to, None
+        if seek_to is not None:
+            for tp in self._partitions:
+                reader.seek(tp, seek_to[(tp.topic, tp.partition)])
 
     def _rewind(self, checkpoint: _Checkpoint) -> None:
         if checkpoint.blob is None:
@@ -491,7 +523,7 @@ class Worker:
         if wanted is None:
             return
         markers = await self.store.markers(needed=wanted, rules=self.rules)
-        marker = choose_marker(markers, wanted, self.rules)
+        marker = choose_marker(markers, wanted, self.rules, self.options.broker_instance)
         if marker is None:
             if first or any(self._positions.values()):
                 log.info(

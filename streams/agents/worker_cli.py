@@ -45,6 +45,7 @@ async def _main(settings, config: EngineConfig, alerts: AlertsConfig) -> int:
             heartbeat_interval=settings.heartbeat_interval,
             snapshot_interval=settings.snapshot_interval,
             client=conn.client_options,
+            broker_instance=f"embedded:{conn.pid}" if conn.embedded and conn.pid else "",
         )
         delivery = None
         if alerts.receivers:  # nobody to tell: no delivery agent, no notification log

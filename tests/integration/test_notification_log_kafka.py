@@ -87,6 +87,48 @@ async def test_embedded_mode_archives_values_so_a_broker_restart_keeps_them(
         assert await log.get("pagerduty", FIRING.dedup_key) == told
 
 
+async def test_a_refill_that_lands_an_older_value_after_a_newer_one_does_not_undo_it(
+    broker_factory: Callable[[], EmbeddedBroker], tmp_path: Path
+) -> None:
+    """The broker restarts; a process that has not noticed yet delivers and logs it into the
+    successor while the successor is refilled from an archive read before that write. The
+    refill's older value then lands after the newer one: the highest sequence must win,
+    or the rebuild would page again for what was just delivered."""
+    archive = Archive(tmp_path / "data")
+    intent = updated(None, FIRING, SENDING, told=False)
+    told = updated(intent, FIRING, "delivered", told=True)
+    first = broker_factory()
+    topic = await fresh_topic(first.bootstrap)
+    async with KafkaNotificationLog(first.bootstrap, topic, archive=archive) as log:
+        await log.put("slack", FIRING.dedup_key, intent)
+        second = broker_factory()
+        await fresh_topic(second.bootstrap)
+        log.bootstrap = second.bootstrap  # what reconnecting to the same port amounts to
+        await log.stop()
+        await log.start()
+        await log.put("slack", FIRING.dedup_key, told)  # the successor has it first...
+    archived = list(archive.read())
+    assert [_seq(r.headers) for r in archived] == [1, 2]
+    producer = AIOKafkaProducer(bootstrap_servers=second.bootstrap)
+    await producer.start()
+    try:  # ...then the refill's copy of the intent, read from the archive before the write
+        r = archived[0]
+        await producer.send_and_wait(
+            topic, r.value, key=r.key, partition=0, headers=list(r.headers)
+        )
+    finally:
+        await producer.stop()
+    async with KafkaNotificationLog(second.bootstrap, topic) as log:
+        assert await log.get("slack", FIRING.dedup_key) == told
+        assert log.overtaken == 1
+        await log.put("slack", FIRING.dedup_key, told)
+    first.stop()
+
+
+def _seq(headers) -> int:
+    return int(dict(headers)["seq"])
+
+
 async def test_a_new_holder_catches_up_with_what_another_wrote(broker: EmbeddedBroker) -> None:
     topic = await fresh_topic(broker.bootstrap)
     async with (

@@ -5,7 +5,9 @@ from __future__ import annotations
 from streams.agents.snapshots import Marker, choose_marker
 
 
-def marker(offset: int, leases, progress: int, rules: str = "r1", chunks=(0,)) -> Marker:
+def marker(
+    offset: int, leases, progress: int, rules: str = "r1", chunks=(0,), broker: str = ""
+) -> Marker:
     return Marker(
         offset=offset,
         snapshot_id=f"s{offset}",
@@ -15,6 +17,7 @@ def marker(offset: int, leases, progress: int, rules: str = "r1", chunks=(0,)) -
         leases=frozenset(leases),
         created=0.0,
         rules=rules,
+        broker=broker,
     )
 
 
@@ -41,7 +44,18 @@ def test_snapshots_of_other_rules_do_not_count_but_resets_do() -> None:
     assert choose_marker([reset, newer], {0}, "r1") is newer  # written after the reset
 
 
+def test_snapshots_written_to_another_embedded_broker_instance_do_not_count() -> None:
+    """A process that missed its embedded broker's restart may write a snapshot into the
+    refilled successor; restoring it would skip alerts the new alerts topic never got."""
+    stale = marker(3, {0, 1}, 30, broker="embedded:111")
+    assert choose_marker([stale], {0}, "r1", broker="embedded:222") is None
+    assert choose_marker([stale], {0}, "r1", broker="embedded:111") is stale
+    reset = marker(4, {0, 1}, 0, rules="*", chunks=(), broker="embedded:111")
+    assert choose_marker([stale, reset], {0}, "r1", broker="embedded:222") is reset
+    assert choose_marker([marker(5, {0}, 9)], {0}, "r1") is not None  # a real cluster: ""
+
+
 def test_marker_json_round_trip() -> None:
-    m = marker(9, {3, 1}, 12)
+    m = marker(9, {3, 1}, 12, broker="embedded:42")
     back = Marker.from_json(9, m.to_json())
     assert back == m
