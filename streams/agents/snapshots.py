@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
+import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,7 @@ __all__ = [
     "Marker",
     "SnapshotStore",
     "choose_marker",
+    "made_in_child",
     "read_to_end",
     "usable_marker",
 ]
@@ -130,6 +133,46 @@ def usable_marker(marker: Marker, rules: str | None, broker: str) -> bool:
     if marker.is_reset:
         return True
     return (rules is None or marker.rules == rules) and marker.broker == broker
+
+
+async def made_in_child(make: Callable[[], bytes]) -> bytes:
+    """``make()`` run in a forked child; its bytes, read back through a pipe.
+
+    The child sees the parent's memory as it was at the fork (copy-on-write), so the
+    worker's loop goes on applying records while the child pickles a consistent state, on
+    the other core. The loop only pays for the fork itself (page tables: tens of ms for
+    gigabytes). Pages the loop writes to meanwhile, and objects the pickler touches (their
+    reference counts), get copied: memory rises by up to the state's size while a snapshot
+    is made. Without ``os.fork`` (not POSIX), ``make`` runs here.
+    """
+    if not hasattr(os, "fork"):
+        return make()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no event loop, no logging, nothing but make() and write
+        code = 1
+        try:
+            os.close(r)
+            gc.disable()  # a collection would touch (and so copy) every tracked object
+            data = memoryview(make())
+            while data:
+                data = data[os.write(w, data) :]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+
+    def collect() -> bytes:
+        chunks = []
+        with os.fdopen(r, "rb") as pipe:
+            while chunk := pipe.read(1 << 20):
+                chunks.append(chunk)
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"snapshot child {pid} failed ({status})")
+        return b"".join(chunks)
+
+    return await asyncio.to_thread(collect)
 
 
 class SnapshotStore:

@@ -41,13 +41,20 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams.agents.leases import LeaseKeeper, lease_of
-from streams.agents.merge import InputRecord, Merge
-from streams.agents.snapshots import Marker, SnapshotStore, choose_marker, read_to_end
+from streams.agents.merge import Merge
+from streams.agents.snapshots import (
+    Marker,
+    SnapshotStore,
+    choose_marker,
+    made_in_child,
+    read_to_end,
+)
 from streams.deadletter import dead_letter_headers
 from streams.engine import AlertRecord, Engine, EngineConfig
 from streams.engine.provenance import Provenance
 from streams.engine.records import format_time
 from streams.events import Rejection, decode
+from streams.events.fast import fast_decode, flatten
 from streams.metrics import Metrics
 from streams.topics import TopicNames, default_topics, ensure_topics
 
@@ -112,6 +119,7 @@ class Worker:
         self._checkpoint: _Checkpoint = _Checkpoint(None, {})
         self._last_snapshot = 0.0
         self._snapshot_cost = 0.0
+        self._snapshot_task: asyncio.Task | None = None
         self._last_export = 0.0
         self._last_progress_log = 0.0
         self._stopping = False
@@ -190,6 +198,7 @@ class Worker:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        await self._snapshot_settled()
         try:
             if self._producer is not None and self.assigned.is_set():
                 async with self._lock:
@@ -257,16 +266,8 @@ class Worker:
         reader = self._reader
         assert merge is not None and reader is not None
         now = time.monotonic()
-        merge.feed(
-            (
-                InputRecord(
-                    tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value, r.headers
-                )
-                for tp, records in batch.items()
-                for r in records
-            ),
-            now,
-        )
+        for records in batch.values():  # aiokafka ConsumerRecords: no copies on the way
+            merge.feed(records, now)
         merge.set_highwaters(
             {(tp.topic, tp.partition): reader.highwater(tp) for tp in self._partitions}
         )
@@ -301,107 +302,136 @@ class Worker:
                 },
             )
         now = time.monotonic()
-        interval = max(self.options.snapshot_interval, 20 * self._snapshot_cost)
-        if now - self._last_snapshot >= interval and self._dirty_since_checkpoint():
-            await self._take_checkpoint()
+        interval = max(self.options.snapshot_interval, 2 * self._snapshot_cost)
+        writing = self._snapshot_task is not None and not self._snapshot_task.done()
+        if not writing and now - self._last_snapshot >= interval and self._dirty():
+            await self._take_checkpoint(wait=False)
         self._export_state()
 
-    def _apply(self, records: Iterable[InputRecord]) -> list[tuple[str, bytes, bytes | None, list]]:
-        """Apply records in order; the records to produce, already filtered by lease."""
+    def _apply(self, records: Iterable[Any]) -> list[tuple[str, bytes, bytes | None, list]]:
+        """Apply records (in merged order) to the engine; the records to produce, already
+        filtered by lease.
+
+        The hot path: most records are spends of common shape, so a record costs the fast
+        decoder, the engine, the provenance table and a few dict operations; metrics are
+        tallied here and handed over once per batch.
+        """
         out: list[tuple[str, bytes, bytes | None, list]] = []
-        engine = self.engine
-        provenance = self.provenance
+        apply_flat = self.engine.apply_flat
+        observe = self.provenance.observe_flat
         leases = self.leases
         n = self.n_leases
         metrics = self.metrics
         positions = self._positions
-        alerts_topic = self.names.alerts
         wall = time.time()
         since = self._since
+        applied: Counter[tuple[str, str]] = Counter()
+        latencies: dict[str, list[float]] = {}
+        n_applied = 0
         for r in records:
-            positions[(r.topic, r.partition)] = r.offset + 1
+            topic = r.topic
+            positions[(topic, r.partition)] = r.offset + 1
             if since is not None and r.timestamp < since:
                 self.counts["skipped"] += 1
                 continue
             raw = r.value or b""
-            event = decode(raw)
-            if isinstance(event, Rejection):
-                rejection, event_type = event, None
-            else:
-                event_type = event.type
-                outcome = engine.apply(event)
-                rejection = outcome.rejection
-                if rejection is None:
-                    provenance.observe(event)
-            if rejection is not None:
-                self.counts["rejected"] += 1
-                owned = r.partition % n in leases
-                if owned:
-                    out.append(
-                        (
-                            self.names.dead_letter,
-                            raw,
-                            r.key,
-                            dead_letter_headers(
-                                rejection,
-                                source_topic=r.topic,
-                                partition=r.partition,
-                                offset=r.offset,
-                            ),
-                        )
-                    )
-                    log.warning(
-                        "dead letter",
-                        reason=str(rejection),
-                        topic=r.topic,
-                        partition=r.partition,
-                        offset=r.offset,
-                    )
-                if metrics is not None:
-                    if rejection.code == "duplicate":
-                        metrics.observe_duplicate(r.topic, event_type or "_other")
-                        if owned:
-                            metrics.observe_dead_letter(r.topic, rejection.code)
-                    else:
-                        metrics.observe_rejected(
-                            r.topic, event_type, rejection.code, dead_lettered=owned
-                        )
+            flat = fast_decode(raw)
+            if flat is None:
+                event = decode(raw)
+                if isinstance(event, Rejection):
+                    self._rejected(r, raw, event, None, out)
+                    continue
+                flat = flatten(event)
+            outcome = apply_flat(flat)
+            if outcome.rejection is not None:
+                self._rejected(r, raw, outcome.rejection, flat[0], out)
                 continue
-            self.counts["applied"] += 1
+            observe(flat)
+            n_applied += 1
             if metrics is not None:
-                metrics.observe_applied(r.topic, event_type, max(wall - r.timestamp / 1000, 0.0))
-            for record in outcome.records:
-                if record.status == "firing":
-                    self.latest[record.dedup_key] = record
+                applied[(topic, flat[0])] += 1
+                lag = wall - r.timestamp / 1000
+                if topic in latencies:
+                    latencies[topic].append(lag)
                 else:
-                    self.latest.pop(record.dedup_key, None)
-                for listener in self.listeners:
-                    listener(record)
-                if lease_of(record.client, n) in leases:
-                    self.counts[f"alerts_{record.status}"] += 1
-                    log.info(
-                        "alert",
-                        dedup_key=record.dedup_key,
-                        status=record.status,
-                        severity=record.severity,
-                        event_id=record.event_id,
-                        topic=r.topic,
-                        partition=r.partition,
-                        offset=r.offset,
-                    )
-                    out.append(
-                        (
-                            alerts_topic,
-                            record.to_json(),
-                            record.dedup_key.encode(),
-                            alert_headers(r),
-                        )
-                    )
-                    if metrics is not None:
-                        metrics.observe_alert(
-                            record.status, record.severity, max(wall - r.timestamp / 1000, 0.0)
-                        )
+                    latencies[topic] = [lag]
+            if outcome.records:
+                self._publish(r, outcome.records, wall, leases, n, out)
+        self.counts["applied"] += n_applied
+        if metrics is not None:
+            metrics.observe_applied_batch(applied, latencies)
         return out
+
+    def _rejected(
+        self,
+        r: Any,
+        raw: bytes,
+        rejection: Rejection,
+        event_type: str | None,
+        out: list[tuple[str, bytes, bytes | None, list]],
+    ) -> None:
+        """Dead-letter a rejected record (if its partition is ours) and count it."""
+        self.counts["rejected"] += 1
+        owned = r.partition % self.n_leases in self.leases
+        if owned:
+            headers = dead_letter_headers(
+                rejection, source_topic=r.topic, partition=r.partition, offset=r.offset
+            )
+            out.append((self.names.dead_letter, raw, r.key, headers))
+            log.warning(
+                "dead letter",
+                reason=str(rejection),
+                topic=r.topic,
+                partition=r.partition,
+                offset=r.offset,
+            )
+        metrics = self.metrics
+        if metrics is not None:
+            if rejection.code == "duplicate":
+                metrics.observe_duplicate(r.topic, event_type or "_other")
+                if owned:
+                    metrics.observe_dead_letter(r.topic, rejection.code)
+            else:
+                metrics.observe_rejected(r.topic, event_type, rejection.code, dead_lettered=owned)
+
+    def _publish(
+        self,
+        r: Any,
+        records: Iterable[AlertRecord],
+        wall: float,
+        leases: frozenset[int],
+        n: int,
+        out: list[tuple[str, bytes, bytes | None, list]],
+    ) -> None:
+        """Keep the latest record per open conflict; queue ours for the alerts topic."""
+        metrics = self.metrics
+        for record in records:
+            if record.status == "firing":
+                self.latest[record.dedup_key] = record
+            else:
+                self.latest.pop(record.dedup_key, None)
+            for listener in self.listeners:
+                listener(record)
+            if lease_of(record.client, n) not in leases:
+                continue
+            self.counts[f"alerts_{record.status}"] += 1
+            log.info(
+                "alert",
+                dedup_key=record.dedup_key,
+                status=record.status,
+                severity=record.severity,
+                event_id=record.event_id,
+                topic=r.topic,
+                partition=r.partition,
+                offset=r.offset,
+            )
+            out.append(
+                (self.names.alerts, record.to_json(), record.dedup_key.encode(), alert_headers(r))
+            )
+            if metrics is not None:
+                metrics.observe_alert(
+                    record.status, record.severity, max(wall - r.timestamp / 1000, 0.0)
+                )
 
     async def _failed_sends(self) -> bool:
         """Prune acknowledged sends; on a failed one, rewind to the last checkpoint."""
@@ -420,13 +450,22 @@ class Worker:
         self._rewind(self._checkpoint)
         return True
 
-    def _dirty_since_checkpoint(self) -> bool:
+    def _dirty(self) -> bool:
         return self._positions != self._checkpoint.positions
 
     # -- checkpoints and rewinds -----------------------------------------------------------
 
-    async def _take_checkpoint(self) -> None:
-        """Flush every output, then snapshot state + positions + leases (in that order)."""
+    async def _take_checkpoint(self, *, wait: bool = True) -> None:
+        """Flush every output, then snapshot state + positions + leases (in that order).
+
+        The state is pickled in a forked child (``made_in_child``): the state as of the
+        fork, with the positions and leases read at the same moment, while the loop goes
+        on. ``wait=False`` (the loop's periodic snapshots) returns once the child runs;
+        the write finishes in the background and a failure only costs this snapshot.
+        ``wait=True`` (revoke, stop) returns once the marker is on the topic. One
+        snapshot at a time.
+        """
+        await self._snapshot_settled()
         producer = self._producer
         assert producer is not None
         started = time.monotonic()
@@ -435,16 +474,54 @@ class Worker:
             await asyncio.gather(*self._futures, return_exceptions=True)
         if await self._failed_sends():
             return
-        state = (self.engine.snapshot(), self.latest, self._since, self.provenance)
-        blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-        positions = dict(self._positions)
-        marker = await self.store.write(producer, blob, positions, self.leases, rules=self.rules)
-        self._checkpoint = _Checkpoint(blob, positions, marker)
+        positions, leases, generation = dict(self._positions), self.leases, self._generation
+        engine, latest, since, provenance = self.engine, self.latest, self._since, self.provenance
+
+        def make() -> bytes:
+            state = (engine.snapshot(), latest, since, provenance)
+            return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
         self._last_snapshot = time.monotonic()
-        self._snapshot_cost = self._last_snapshot - started
+        job = asyncio.ensure_future(made_in_child(make))
+        task = asyncio.create_task(
+            self._write_snapshot(job, positions, leases, generation, started),
+            name="snapshot",
+        )
+        self._snapshot_task = task
+        if wait:
+            await task
+        else:
+            task.add_done_callback(_log_snapshot_failure)
+
+    async def _snapshot_settled(self) -> None:
+        """Wait for a snapshot still being written (its failure was logged already)."""
+        task, self._snapshot_task = self._snapshot_task, None
+        if task is not None and not task.done():
+            with contextlib.suppress(Exception):
+                await task
+
+    async def _write_snapshot(
+        self,
+        job: asyncio.Future[bytes],
+        positions: Positions,
+        leases: frozenset[int],
+        generation: int,
+        started: float,
+    ) -> None:
+        producer = self._producer
+        assert producer is not None
+        blob = await job
+        marker = await self.store.write(producer, blob, positions, leases, rules=self.rules)
+        if generation == self._generation:  # not rewound meanwhile: the point to go back to
+            self._checkpoint = _Checkpoint(blob, positions, marker)
+        self._snapshot_cost = time.monotonic() - started
         self.counts["snapshots"] += 1
         log.debug(
-            "snapshot written", worker=self.worker_id, bytes=len(blob), leases=sorted(self.leases)
+            "snapshot written",
+            worker=self.worker_id,
+            bytes=len(blob),
+            leases=sorted(leases),
+            seconds=round(self._snapshot_cost, 3),
         )
 
     def _reset(self, blob: bytes | None, positions: Positions) -> None:
@@ -549,7 +626,16 @@ class Worker:
             bytes=len(blob),
             events=marker.progress,
         )
-        self._rewind(_Checkpoint(blob, dict(marker.positions), marker))
+        try:
+            self._rewind(_Checkpoint(blob, dict(marker.positions), marker))
+        except Exception as exc:  # e.g. written by a version with another state layout
+            log.warning(
+                "snapshot unusable; replaying from the start",
+                snapshot=marker.snapshot_id,
+                error=repr(exc)[:300],
+            )
+            self._rewind(_Checkpoint(None, {}))
+            return
         self.restored = marker.snapshot_id
 
     async def _reconcile_alerts(self) -> None:
@@ -659,7 +745,7 @@ QUIET = ("stakewatch-deliver", b"no")
 causes, so the delivery side records them as told without paging anyone."""
 
 
-def alert_headers(cause: InputRecord) -> list[tuple[str, bytes]]:
+def alert_headers(cause: Any) -> list[tuple[str, bytes]]:
     """Where an alert record came from (for logs and tracing), plus the quiet flag."""
     headers = [
         ("source_topic", cause.topic.encode()),
@@ -670,6 +756,13 @@ def alert_headers(cause: InputRecord) -> list[tuple[str, bytes]]:
     if QUIET in cause.headers:
         headers.append(QUIET)
     return headers
+
+
+def _log_snapshot_failure(task: asyncio.Task) -> None:
+    """A background snapshot that failed: the next one tries again (the loop's rewind to
+    the last checkpoint covers lost sends; a lost snapshot only costs replay time)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("snapshot failed", error=repr(task.exception()))
 
 
 def rules_fingerprint(config: EngineConfig) -> str:

@@ -17,7 +17,7 @@ from streams.engine.ownership import Change, Exposure, OwnershipGraph, facts
 from streams.engine.records import AlertRecord, format_micros
 from streams.engine.relationships import DAY_US, Contract, Relationships
 from streams.events import Event, Rejection, decode
-from streams.events.fast import fast_decode, flatten
+from streams.events.fast import Flat, fast_decode, flatten
 
 __all__ = ["Engine", "OpenConflict", "Outcome"]
 
@@ -87,6 +87,11 @@ class Engine:
             if isinstance(event, Rejection):
                 return self._reject(event)
             flat = flatten(event)
+        return self.apply_flat(flat)
+
+    def apply_flat(self, flat: Flat) -> Outcome:
+        """Apply one event in flat form (`fast_decode` / `flatten`): the worker decodes
+        itself, so that it can also hand the flat event to the provenance table."""
         etype, source, eid, t, data = flat
         if etype == "spend.recorded":  # `_apply`, one call shorter for most of a stream
             key = f"{source}\x1f{eid}"

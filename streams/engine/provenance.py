@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from streams.engine.records import format_time
+from streams.engine.records import format_micros
 from streams.events import Event
+from streams.events.fast import Flat, flatten
 
 __all__ = ["Evidence", "Provenance"]
 
@@ -22,19 +23,30 @@ _SPEND_KEPT = 5  # most recent spend events remembered per client–vendor pair
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """One event, as an explanation cites it."""
+    """One event, as an explanation cites it. ``time`` is kept as microseconds since the
+    epoch and written out only when cited (snapshots from before hold the string)."""
 
     id: str
     source: str
-    time: str
+    time: int | str
     type: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"id": self.id, "source": self.source, "time": self.time, "type": self.type}
+        t = self.time
+        return {
+            "id": self.id,
+            "source": self.source,
+            "time": format_micros(t) if isinstance(t, int) else t,
+            "type": self.type,
+        }
 
 
 class Provenance:
-    """Last events per holding and rivalry, every event per contract, recent spend per pair."""
+    """Last events per holding and rivalry, every event per contract, recent spend per pair.
+
+    Fed flat events (``streams/events/fast.py``) on the worker's hot path: a spend, most of
+    any stream, costs a tuple and a deque append; ``Evidence`` objects are made when cited.
+    """
 
     def __init__(self) -> None:
         self.holdings: dict[tuple[str, str], Evidence] = {}  # (owner, asset) -> last event
@@ -43,29 +55,35 @@ class Provenance:
         self.stakes: dict[tuple[str, str], tuple[Evidence | None, Evidence | None]] = {}
         self.contracts: dict[str, list[Evidence]] = {}  # contract_id -> sign, amends, end
         self.rivalries: dict[tuple[str, str], Evidence] = {}  # sorted pair -> last event
-        self.spend: dict[tuple[str, str], deque[Evidence]] = {}  # (client, vendor) -> recent
+        # (client, vendor) -> recent spend as (id, source, micros) (or Evidence, if older)
+        self.spend: dict[tuple[str, str], deque] = {}
         self.spend_events: dict[tuple[str, str], int] = {}
 
     def observe(self, event: Event) -> None:
         """Record an event the engine applied (call only for applied events)."""
-        ev = Evidence(event.id, event.source, format_time(event.time), event.type)
-        d = event.data
-        kind = event.type
+        self.observe_flat(flatten(event))
+
+    def observe_flat(self, flat: Flat) -> None:
+        """``observe`` for the flat form of the event."""
+        kind, source, eid, t, d = flat
         if kind == "spend.recorded":
-            pair = (d.client, d.vendor)
+            pair = (d[0], d[1])
             recent = self.spend.get(pair)
             if recent is None:
                 recent = self.spend[pair] = deque(maxlen=_SPEND_KEPT)
-            recent.append(ev)
+            recent.append((eid, source, t))
             self.spend_events[pair] = self.spend_events.get(pair, 0) + 1
-        elif kind == "ownership.stake":
-            pair = (d.owner, d.asset)
+            return
+        ev = Evidence(eid, source, t, kind)
+        if kind == "ownership.stake":
+            owner, asset, percent, status = d
+            pair = (owner, asset)
             self.holdings[pair] = ev
             held, pending = self.stakes.get(pair, (None, None))
-            if d.status == "announced":
+            if status == "announced":
                 pending = ev
-            elif d.status == "closed":
-                held, pending = (ev if d.percent > 0 else None), None
+            elif status == "closed":
+                held, pending = (ev if percent > 0 else None), None
             else:  # cancelled
                 pending = None
             if held is None and pending is None:
@@ -73,9 +91,9 @@ class Provenance:
             else:
                 self.stakes[pair] = (held, pending)
         elif kind.startswith("contract."):
-            self.contracts.setdefault(d.contract_id, []).append(ev)
+            self.contracts.setdefault(d[0], []).append(ev)
         elif kind.startswith("rivalry."):
-            self.rivalries[tuple(sorted((d.a, d.b)))] = ev
+            self.rivalries[tuple(sorted((d[0], d[1])))] = ev
 
     def __setstate__(self, state: dict) -> None:
         """Snapshots written before a table existed restore with that table empty."""
@@ -98,4 +116,8 @@ class Provenance:
     def recent_spend(self, client: str, vendor: str) -> tuple[list[Evidence], int]:
         """The last few spend events of a pair and how many there were in all."""
         pair = (client, vendor)
-        return list(self.spend.get(pair, ())), self.spend_events.get(pair, 0)
+        recent = [
+            e if isinstance(e, Evidence) else Evidence(e[0], e[1], e[2], "spend.recorded")
+            for e in self.spend.get(pair, ())
+        ]
+        return recent, self.spend_events.get(pair, 0)

@@ -1,8 +1,8 @@
 """The broker pause the campaign found fatal when it lands on a snapshot write, reproduced
 without waiting 30 s: the write fails the way a broker frozen for longer than the
-producer's request timeout (30 s) makes it fail. ``Worker._run`` rewinds to the last
-checkpoint on a Kafka error instead of ending (docs/reliability.md, "What the campaign
-found")."""
+producer's request timeout (30 s) makes it fail. The periodic snapshot is written in the
+background: a failed one is logged and the next one tries again; the loop goes on
+(docs/reliability.md, "What the campaign found")."""
 
 from __future__ import annotations
 

@@ -309,3 +309,35 @@ async def test_the_aiohttp_handler_serves_the_text_format(metrics: Metrics) -> N
         assert response.headers["Content-Type"] == CONTENT_TYPE
         body = await response.text()
     assert 'stakewatch_open_conflicts{severity="critical"} 1.0' in body
+
+
+def test_a_batch_counts_and_observes_exactly_what_one_call_per_event_would() -> None:
+    """The worker hands metrics over once per batch (observe_applied_batch, observe_many);
+    the exposition must not tell the difference."""
+    events = [
+        ("stakewatch.spend", "spend.recorded", 0.004),
+        ("stakewatch.spend", "spend.recorded", 0.25),
+        ("stakewatch.spend", "spend.recorded", -0.5),  # a clock behind the producer's
+        ("stakewatch.ownership", "ownership.stake", 0.005),  # exactly on a bucket bound
+        ("stakewatch.ownership", "ownership.stake", 3600.0),  # beyond the last bound
+    ]
+    one, batch = (Metrics(CollectorRegistry(), clock=lambda: 1.0) for _ in range(2))
+    for topic, event_type, latency in events:
+        one.observe_applied(topic, event_type, latency)
+    counts: dict[tuple[str, str], int] = {}
+    latencies: dict[str, list[float]] = {}
+    for topic, event_type, latency in events:
+        counts[(topic, event_type)] = counts.get((topic, event_type), 0) + 1
+        latencies.setdefault(topic, []).append(latency)
+    batch.observe_applied_batch(counts, latencies)
+
+    def exposition(m: Metrics) -> list[str]:
+        return [
+            line
+            for line in m.render().decode().splitlines()
+            if "_created" not in line and not line.startswith("#")
+        ]
+
+    assert exposition(batch) == exposition(one)
+    bucket = samples(batch, "stakewatch_processing_latency_seconds_bucket")
+    assert bucket[(("le", "+Inf"), ("topic", "stakewatch.spend"))] == 3

@@ -1,0 +1,27 @@
+"""Snapshots are pickled in a forked child while the worker's loop goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+
+import pytest
+
+from streams.agents.snapshots import made_in_child
+
+
+async def test_the_child_pickles_the_state_as_of_the_fork_while_the_parent_moves_on() -> None:
+    state = {i: f"v{i}" for i in range(100_000)}
+    job = asyncio.ensure_future(made_in_child(lambda: pickle.dumps(state)))
+    await asyncio.sleep(0)  # the fork happens when the job first runs
+    state.clear()  # the loop goes on changing its state meanwhile
+    state["after"] = "the fork"
+    blob = await job
+    restored = pickle.loads(blob)
+    assert len(restored) == 100_000 and restored[99_999] == "v99999"
+    assert "after" not in restored
+
+
+async def test_a_child_that_fails_is_an_error_not_an_empty_snapshot() -> None:
+    with pytest.raises(RuntimeError, match="snapshot child"):
+        await made_in_child(lambda: 1 // 0)  # type: ignore[arg-type,return-value]
