@@ -114,6 +114,18 @@ class Merge:
                 idle += 1
             yield record
 
+    def next_release_in(self, now: float) -> float | None:
+        """Seconds until the head record's grace ends, when only the grace holds it back
+        (None: nothing buffered, or a partition blocks). The reader waits no longer than
+        this for new records, so a record leaves when its grace ends, not a fetch later."""
+        heap = self._heap
+        if not heap or self.waiting_on():
+            return None
+        if not any(not buf for buf in self._buffers.values()):
+            return 0.0  # no idle partition: no grace, release now
+        fetched_at = self._buffers[heap[0][4]][0][0]
+        return max(0.0, fetched_at + self._grace - now)
+
     def _idle(self, tp: Partition) -> bool:
         hw = self._highwater.get(tp)
         return hw is not None and self._fetched[tp] >= hw

@@ -239,10 +239,12 @@ class SnapshotStore:
         return dataclasses.replace(marker, offset=meta.offset)
 
     async def markers(
-        self, needed: Iterable[int] = (), window: int = 256, rules: str | None = None
+        self, needed: Iterable[int] = (), window: int = 4, rules: str | None = None
     ) -> list[Marker]:
-        """Markers near the end of the topic; widens the window until every ``needed`` lease
-        has one usable under ``rules`` (any, when None) or the whole topic has been read."""
+        """Markers near the end of the topic; widens the window (×4) until every ``needed``
+        lease has one usable under ``rules`` (any, when None) or the whole topic has been
+        read. It starts small: a marker is written right after its chunks, so the newest
+        is usually the last record, and every record read costs up to a 512 KiB chunk."""
         needed = set(needed)
         tp = TopicPartition(self.topic, 0)
         consumer = _consumer(self.bootstrap, self.client)
@@ -268,27 +270,34 @@ class SnapshotStore:
             await consumer.stop()
 
     async def load(self, marker: Marker) -> bytes:
-        """The snapshot's bytes, chunk by chunk."""
+        """The snapshot's bytes: its chunks in one range read (one writer writes them back
+        to back; another worker's chunks in between are skipped), not a fetch per chunk."""
         tp = TopicPartition(self.topic, 0)
-        consumer = _consumer(self.bootstrap, self.client)
+        consumer = _consumer(self.bootstrap, self.client, fetch_bytes=16 * CHUNK_BYTES)
         await consumer.start()
         try:
             consumer.assign([tp])
-            parts = []
-            for offset in marker.chunks:
-                (record,) = await read_range(consumer, tp, offset, offset + 1)
-                parts.append(record.value or b"")
-            return b"".join(parts)
+            wanted = set(marker.chunks)
+            parts = {}
+            if wanted:
+                records = await read_range(consumer, tp, min(wanted), max(wanted) + 1)
+                parts = {r.offset: r.value or b"" for r in records if r.offset in wanted}
+            missing = wanted - parts.keys()
+            if missing:
+                raise ValueError(f"snapshot {marker.snapshot_id}: chunks {sorted(missing)} gone")
+            return b"".join(parts[offset] for offset in marker.chunks)
         finally:
             await consumer.stop()
 
 
-def _consumer(bootstrap: str, client: Mapping[str, Any]) -> AIOKafkaConsumer:
+def _consumer(
+    bootstrap: str, client: Mapping[str, Any], fetch_bytes: int = 4 * CHUNK_BYTES
+) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         fetch_max_wait_ms=50,
-        max_partition_fetch_bytes=4 * CHUNK_BYTES,
+        max_partition_fetch_bytes=fetch_bytes,
         auto_offset_reset="earliest",
         **client,
     )

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import gc
 import hashlib
 import os
 import pickle
@@ -78,7 +79,7 @@ class WorkerOptions:
     partitions: int = 8
     max_records: int = 10_000
     fetch_max_wait_ms: int = 100
-    merge_grace: float = 0.2
+    merge_grace: float = 0.05  # live edge: wait for earlier records on idle partitions, s
     client: Mapping[str, Any] = field(default_factory=dict)  # aiokafka SASL/SSL options
     broker_instance: str = ""  # embedded mode: which broker process (snapshots are fenced)
 
@@ -231,8 +232,7 @@ class Worker:
                 try:
                     self._seek_pending(reader)
                     batch = await reader.getmany(
-                        timeout_ms=self.options.fetch_max_wait_ms,
-                        max_records=self.options.max_records,
+                        timeout_ms=self._fetch_wait_ms(), max_records=self.options.max_records
                     )
                     async with self._lock:
                         if generation != self._generation:
@@ -260,6 +260,17 @@ class Worker:
             self.failure = exc
             log.exception("worker loop failed", worker=self.worker_id)
             raise
+
+    def _fetch_wait_ms(self) -> int:
+        """How long a fetch may wait for records: until the next buffered record's grace
+        ends, at most ``fetch_max_wait_ms`` (at least 1 ms: 0 would spin)."""
+        wait = self.options.fetch_max_wait_ms
+        merge = self._merge
+        if merge is not None and merge.buffered:
+            due = merge.next_release_in(time.monotonic())
+            if due is not None:
+                wait = min(wait, max(1, int(due * 1000) + 1))
+        return wait
 
     async def _step(self, batch) -> None:
         merge = self._merge
@@ -527,9 +538,12 @@ class Worker:
     def _reset(self, blob: bytes | None, positions: Positions) -> None:
         """Load state and seek every input partition to where it left off."""
         if blob:
-            engine_blob, latest, since, provenance = pickle.loads(blob)
-            self.engine = Engine.restore(engine_blob, self.options.config)
+            with _no_gc():
+                engine_blob, latest, since, provenance = pickle.loads(blob)
+                engine = Engine.restore(engine_blob, self.options.config)
+            self.engine = engine
             self.latest, self._since, self.provenance = latest, since, provenance
+            self._last_snapshot = time.monotonic()  # the state is on the topic already
         else:
             self.engine, self.latest = Engine(self.options.config), {}
             self.provenance = Provenance()
@@ -756,6 +770,20 @@ def alert_headers(cause: Any) -> list[tuple[str, bytes]]:
     if QUIET in cause.headers:
         headers.append(QUIET)
     return headers
+
+
+@contextlib.contextmanager
+def _no_gc():
+    """Unpickling a large state allocates millions of objects, none of them garbage: with
+    the cyclic collector on, it runs over and over on the growing heap (a third of the
+    time of a restore); it is back on, and runs as usual, once the state is built."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _log_snapshot_failure(task: asyncio.Task) -> None:

@@ -44,6 +44,7 @@ async def _main(settings, config: EngineConfig, alerts: AlertsConfig) -> int:
             session_timeout=settings.session_timeout,
             heartbeat_interval=settings.heartbeat_interval,
             snapshot_interval=settings.snapshot_interval,
+            merge_grace=settings.merge_grace_ms / 1000,
             client=conn.client_options,
             broker_instance=f"embedded:{conn.pid}" if conn.embedded and conn.pid else "",
         )

@@ -3,6 +3,7 @@ earlier records, and the live-edge grace."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -61,6 +62,20 @@ def test_grace_holds_records_while_a_partition_is_idle() -> None:
     m.feed([rec("con", 0, 0, 10)], now=100.15)
     m.set_highwaters({("con", 0): 1})
     assert [r.timestamp for r in m.release(now=100.25)] == [10, 20]
+
+
+def test_the_reader_is_told_when_the_next_grace_ends() -> None:
+    """The worker's fetch waits no longer than this, so a record held by the grace leaves
+    when the grace ends rather than when some later fetch returns."""
+    m = Merge({("con", 0): 0, ("spend", 0): 0}, RANK, grace=0.05)
+    assert m.next_release_in(100.0) is None  # nothing buffered
+    m.feed([rec("spend", 0, 0, 20)], now=100.0)
+    assert m.next_release_in(100.0) is None  # con's high watermark unknown: it blocks
+    m.set_highwaters({("con", 0): 0, ("spend", 0): 1})
+    assert m.next_release_in(100.02) == pytest.approx(0.03)
+    assert m.next_release_in(100.2) == 0.0
+    assert [r.timestamp for r in m.release(now=100.2)] == [20]
+    assert m.next_release_in(100.2) is None
 
 
 def test_grace_does_not_hold_when_no_partition_is_idle() -> None:
