@@ -9,6 +9,7 @@ The faust agents, `stakewatch backtest` and the API all drive this one class.
 from __future__ import annotations
 
 import pickle
+import sys
 from collections import Counter
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from streams.events.fast import Flat, fast_decode, flatten
 
 __all__ = ["Engine", "OpenConflict", "Outcome"]
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: the compact state layout (per-source ids, id-indexed graph, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,38 @@ class Outcome:
 
 
 _NOTHING = Outcome()  # immutable: shared by every event that applied and caused no record
+
+
+class Applied:
+    """The (source, id) of every applied event: exact idempotency, no digest, no false hits.
+
+    A set of ids per source rather than one set of joined keys: the source is not repeated
+    per event, and the id is the string the event came with (a contract's signing event
+    shares it), where a joined key was one more string per event.
+    """
+
+    __slots__ = ("by_source",)
+
+    def __init__(self) -> None:
+        self.by_source: dict[str, set[str]] = {}
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        ids = self.by_source.get(key[0])
+        return ids is not None and key[1] in ids
+
+    def add(self, source: str, eid: str) -> None:
+        ids = self.by_source.get(source)
+        if ids is None:
+            ids = self.by_source[source] = set()
+        ids.add(eid)
+
+    def __len__(self) -> int:
+        return sum(map(len, self.by_source.values()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Applied) and self.by_source == other.by_source
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +95,8 @@ class Engine:
         self.graph = OwnershipGraph(self.config.path_floor)
         self.rel = Relationships(self.config.spend_window_days)
         self.rivals: dict[str, dict[str, str | None]] = {}  # entity -> rival -> sector
-        self.entities: dict[str, tuple[str, tuple[str, ...]]] = {}
-        self.seen: set[str] = set()
+        self.entities: dict[str, tuple[str, ...]] = {}  # id -> (name, *aliases): one tuple
+        self.seen = Applied()
         self.watermark: int | None = None
         self.open: dict[str, OpenConflict] = {}
         self.open_by_rival: dict[str, set[str]] = {}
@@ -71,6 +104,8 @@ class Engine:
         self._exposures: dict[str, Exposure] = {}
         self._readers: dict[str, set[str]] = {}
         self._open_pairs: dict[tuple[str, str], set[str]] = {}  # (client, vendor) -> rivals
+        days = self.config.max_future_days  # read per event: kept, not derived each time
+        self._future_limit: int | None = None if days is None else days * DAY_US
 
     # -- entry points --------------------------------------------------------------------
 
@@ -94,14 +129,14 @@ class Engine:
         itself, so that it can also hand the flat event to the provenance table."""
         etype, source, eid, t, data = flat
         if etype == "spend.recorded":  # `_apply`, one call shorter for most of a stream
-            key = f"{source}\x1f{eid}"
-            if key in self.seen:
+            ids = self.seen.by_source.get(source)
+            if ids is not None and eid in ids:
                 detail = f"event ({source}, {eid}) already applied"
                 return self._reject(Rejection("duplicate", detail))
             limit, now = self._future_limit, self.watermark
             if limit is not None and now is not None and t > now + limit:
                 return self._reject(self._future(t))
-            return self._spend(key, eid, t, data)
+            return self._spend(source, ids, eid, t, data)
         return self._apply(etype, source, eid, t, data)
 
     def apply(self, event: Event) -> Outcome:
@@ -110,18 +145,17 @@ class Engine:
 
     def _apply(self, etype: str, source: str, eid: str, t: int, data: tuple) -> Outcome:
         """Apply one event in flat form (streams/events/fast.py)."""
-        key = f"{source}\x1f{eid}"
-        if key in self.seen:
+        if (source, eid) in self.seen:
             return self._reject(Rejection("duplicate", f"event ({source}, {eid}) already applied"))
         limit = self._future_limit
         if limit is not None and self.watermark is not None and t > self.watermark + limit:
             return self._reject(self._future(t))
         if etype == "spend.recorded":
-            return self._spend(key, eid, t, data)
+            return self._spend(source, self.seen.by_source.get(source), eid, t, data)
         rejection = self._check(etype, data, t)
         if rejection is not None:
             return self._reject(rejection)
-        self.seen.add(key)
+        self.seen.add(source, eid)
         self.stats["applied"] += 1
         previous = self.watermark
         if previous is None or t > previous:
@@ -133,8 +167,9 @@ class Engine:
             pairs |= self.rel.lapses(t)
         return self._finish(pairs, triples, eid, t)
 
-    def _spend(self, key: str, eid: str, t: int, data: tuple) -> Outcome:
-        """`spend.recorded`, most of any stream: checks, apply and lapses without detours."""
+    def _spend(self, source: str, ids: set[str] | None, eid: str, t: int, data: tuple) -> Outcome:
+        """`spend.recorded`, most of any stream: checks, apply and lapses without detours
+        (`ids`: the ids applied from `source` so far, as the duplicate check found them)."""
         client, vendor, amount, cid = data
         rel = self.rel
         if cid is not None:
@@ -149,7 +184,10 @@ class Engine:
                         f"contract {cid!r} is between {contract.client} and {contract.vendor}",
                     )
                 )
-        self.seen.add(key)
+        if ids is not None:
+            ids.add(eid)  # `seen.add`, one lookup fewer
+        else:
+            self.seen.add(source, eid)
         self.stats["applied"] += 1
         previous = self.watermark
         moved = previous is None or t > previous
@@ -170,11 +208,6 @@ class Engine:
         if len(self._exposures) > len(self.rivals):
             self._forget_unwatched()
         return Outcome(records=records) if records else _NOTHING
-
-    @property
-    def _future_limit(self) -> int | None:
-        days = self.config.max_future_days
-        return None if days is None else days * DAY_US
 
     def _future(self, t: int) -> Rejection:
         assert self.watermark is not None
@@ -210,7 +243,7 @@ class Engine:
 
     def _on_stake(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
         owner, asset, percent, status = data
-        change = self.graph.apply(owner, asset, percent, status, t, eid)
+        change = self.graph.apply(owner, asset, percent, status, t)
         if change is None:
             return
         for root in sorted(self._readers.get(owner, ())):
@@ -228,7 +261,6 @@ class Engine:
                 annual_value=annual_value,
                 ends_on=ends_on,
                 signed_event=eid,
-                events=(eid,),
             )
         )
         pairs.add((client, vendor))
@@ -240,14 +272,14 @@ class Engine:
         if "data_classes" in changes:
             changes["data_classes"] = tuple(dict.fromkeys(changes["data_classes"]))
         self.rel.amend(contract, changes)
-        contract.events = (*contract.events, eid)
+        contract.later_events = (*contract.later_events, eid)
         pairs.add((contract.client, contract.vendor))
 
     def _on_terminated(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
         contract = self.rel.contracts[data[0]]
         if not contract.terminated:
             contract.terminated = True
-            contract.events = (*contract.events, eid)
+            contract.later_events = (*contract.later_events, eid)
             pairs.add((contract.client, contract.vendor))
 
     def _on_rivalry(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
@@ -277,7 +309,7 @@ class Engine:
 
     def _on_entity(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
         entity, name, aliases = data
-        self.entities[entity] = (name, tuple(aliases))
+        self.entities[sys.intern(entity)] = (name, *aliases)
 
     # -- exposure cache ---------------------------------------------------------------------
 
@@ -488,21 +520,42 @@ class Engine:
 
     def snapshot(self) -> bytes:
         """The whole state as bytes; `restore` with the same config gives an equal engine."""
-        state = {k: v for k, v in self.__dict__.items() if k != "config"}
+        state = {k: v for k, v in self.__dict__.items() if k not in _FROM_CONFIG}
         return pickle.dumps((SNAPSHOT_VERSION, state), protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def restore(cls, blob: bytes, config: EngineConfig | None = None) -> Engine:
-        version, state = pickle.loads(blob)
+        """The engine `snapshot` wrote; a ValueError for a snapshot of another state layout
+        (the caller replays the events instead)."""
+        try:
+            version, state = pickle.loads(blob)
+        except Exception as exc:  # e.g. classes whose fields have changed since
+            raise ValueError(f"snapshot cannot be read: {exc!r}") from exc
         if version != SNAPSHOT_VERSION:
-            raise ValueError(f"snapshot version {version} is not {SNAPSHOT_VERSION}")
+            raise ValueError(
+                f"snapshot version {version} is not {SNAPSHOT_VERSION} (another state layout)"
+            )
         engine = cls(config)
         engine.__dict__.update(state)
         if "_open_pairs" not in state:  # a snapshot from before this index existed
             for c in engine.open.values():
                 engine._open_pairs.setdefault((c.client, c.vendor), set()).add(c.rival)
+        engine._intern_ids()
         return engine
 
+    def _intern_ids(self) -> None:
+        """Make the ids a snapshot restored the interned ones, so that the events to come
+        name each entity with the same string object (the state interns ids as it goes)."""
+        intern = sys.intern
+        for entity in self.entities:
+            intern(entity)
+        for keys in (self.graph.holdings, self.rel.pairs):
+            for a, b in keys:
+                intern(a)
+                intern(b)
+
+
+_FROM_CONFIG = ("config", "_future_limit")  # set by __init__ from the config: not state
 
 _HANDLERS = {
     "ownership.stake": Engine._on_stake,

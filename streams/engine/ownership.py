@@ -4,35 +4,63 @@ Holdings are kept twice: the *effective* graph (a pending `announced` holding co
 of the held one) decides stakes and control; the *held* graph (closed holdings only) tells
 whether a conflict exists only through announcements. All arithmetic follows
 docs/decisions.md so that every evaluation, incremental or from scratch, gives the same bits.
+
+Memory, for millions of holdings: both graphs use one adjacency each way — an owner's row
+holds its `Holding` objects, an asset's row its owners' ids — and a row is one member, a
+few in a tuple or many in a dict (a dict of percents per node, as before, took 184 bytes
+even for one entry). Percents are read from the holdings; `out_eff`, `out_held` and
+`in_eff` build the percent rows on demand for readers. Entity ids are interned: one string
+per entity, however many keys name it.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 __all__ = ["Change", "Exposure", "Holding", "OwnershipGraph", "Path"]
 
 Path = tuple[str, ...]
-_NO_HOLDINGS: dict[str, float] = {}
 _NO_FACTS: dict[str, tuple[float, bool, float] | None] = {}
 _NO_ENTITIES: frozenset[str] = frozenset()
+_FEW = 8  # members in a tuple up to this many, then in a dict keyed by id
 
 
 @dataclass(slots=True)
 class Holding:
-    """One (owner, asset) pair: the closed value, the announced one, and the last event time."""
+    """One (owner, asset) pair: the closed value, the announced one, and the last event time.
 
+    Which events set them is the provenance table's to remember (provenance.py); with four
+    slots a holding fits a 64-byte block.
+    """
+
+    asset: str
     held: float | None = None
     pending: float | None = None
     last_time: int = 0
-    held_event: str | None = None
-    pending_event: str | None = None
 
     @property
     def effective(self) -> float | None:
         return self.pending if self.pending is not None else self.held
+
+
+# A node's neighbours, in the order they came: one, a few in a tuple, or a dict by id.
+# `out` rows hold Holdings (an edge's asset and percents without a lookup: paths are walked
+# out of owners); `owners` rows hold ids (read rarely: control checks and queries).
+Row = Holding | tuple[Holding, ...] | dict[str, Holding]
+Ids = str | tuple[str, ...] | dict[str, str]
+
+
+def _members(row: Row | Ids) -> Iterable:
+    kind = type(row)
+    return row.values() if kind is dict else row if kind is tuple else (row,)
+
+
+def _name(member: Holding | str) -> str:
+    return member if type(member) is str else member.asset
 
 
 class Change(NamedTuple):
@@ -116,14 +144,15 @@ def _swap(
 
 
 class OwnershipGraph:
-    """Holdings with forward and backward adjacency for both effective and held values."""
+    """Holdings, and who holds what both ways: `out` (owner -> its holdings) and `owners`
+    (asset -> owner ids) list every holding with a value, held or pending, for both graphs;
+    `out_eff`, `out_held` and `in_eff` give one graph's rows with their percents."""
 
     def __init__(self, path_floor: float = 0.01) -> None:
         self.path_floor = path_floor
         self.holdings: dict[tuple[str, str], Holding] = {}
-        self.out_eff: dict[str, dict[str, float]] = {}
-        self.in_eff: dict[str, dict[str, float]] = {}
-        self.out_held: dict[str, dict[str, float]] = {}
+        self.out: dict[str, Row] = {}
+        self.owners: dict[str, Ids] = {}
         self.pending_count = 0
 
     # -- updates -----------------------------------------------------------------------
@@ -133,57 +162,59 @@ class OwnershipGraph:
         return None if h is None else h.last_time
 
     def apply(
-        self, owner: str, asset: str, percent: float, status: str, time: int, eid: str
+        self, owner: str, asset: str, percent: float, status: str, time: int
     ) -> Change | None:
         """Apply one validated, non-stale ownership event; the change, if any value moved."""
+        owner, asset = sys.intern(owner), sys.intern(asset)  # the keys below keep them
         h = self.holdings.get((owner, asset))
         if h is None:
-            h = self.holdings[(owner, asset)] = Holding()
+            h = self.holdings[(owner, asset)] = Holding(asset)
         before = (h.held, h.pending)
         eff_before = h.effective
         had_pending = h.pending is not None
         if status == "announced":
-            h.pending, h.pending_event = percent, eid
+            h.pending = percent
         elif status == "closed":
             h.held = percent if percent > 0 else None
-            h.held_event = eid if percent > 0 else None
-            h.pending, h.pending_event = None, None
+            h.pending = None
         else:  # cancelled
-            h.pending, h.pending_event = None, None
+            h.pending = None
         h.last_time = time
         self.pending_count += (h.pending is not None) - had_pending
-        if (h.held, h.pending) == before:
+        after = (h.held, h.pending)
+        if after == before:
             return None
-        effective = h.effective
-        if effective != eff_before:
-            self._set(self.out_eff, owner, asset, effective)
-            self._set(self.in_eff, asset, owner, effective)
-        if h.held != before[0]:
-            self._set(self.out_held, owner, asset, h.held)
-        return Change(owner, asset, eff_before, effective, before[0], h.held)
-
-    @staticmethod
-    def _set(adj: dict[str, dict[str, float]], a: str, b: str, value: float | None) -> None:
-        if value is not None and value > 0:
-            row = adj.get(a)
-            if row is None:
-                row = adj[a] = {}
-            row[b] = value
-        else:
-            row = adj.get(a)
-            if row is not None:
-                row.pop(b, None)
-                if not row:
-                    del adj[a]
+        if before == (None, None):  # the holding has a value now
+            _add(self.out, owner, h)
+            _add(self.owners, asset, owner)
+        elif after == (None, None):
+            _drop(self.out, owner, h)
+            _drop(self.owners, asset, owner)
+        return Change(owner, asset, eff_before, h.effective, before[0], h.held)
 
     # -- queries -----------------------------------------------------------------------
 
+    @property
+    def out_eff(self) -> Rows:
+        """owner -> {asset: effective percent > 0}, built on demand."""
+        return Rows(self, inbound=False, held=False)
+
+    @property
+    def out_held(self) -> Rows:
+        """owner -> {asset: held percent > 0}, built on demand."""
+        return Rows(self, inbound=False, held=True)
+
+    @property
+    def in_eff(self) -> Rows:
+        """asset -> {owner: effective percent > 0}, built on demand."""
+        return Rows(self, inbound=True, held=False)
+
     def exposure(self, root: str) -> Exposure:
         """Effective stakes of `root` in everything it reaches, with paths and control."""
-        paths, touched = self._paths(root, self.out_eff)
+        paths, touched = self._paths(root, held=False)
         held_stakes = held_paths = None
         if self.pending_count:
-            held_paths, held_touched = self._paths(root, self.out_held)
+            held_paths, held_touched = self._paths(root, held=True)
             touched |= held_touched
             held_stakes = _stakes(held_paths)
         controlled = self.controlled_by(root)
@@ -196,13 +227,12 @@ class OwnershipGraph:
             frozenset(touched | controlled),
         )
 
-    def _paths(
-        self, root: str, out: dict[str, dict[str, float]]
-    ) -> tuple[dict[str, list[tuple[float, Path]]], set[str]]:
-        """All simple paths from root whose running stake stays at or above the floor."""
+    def _paths(self, root: str, held: bool) -> tuple[dict[str, list[tuple[float, Path]]], set[str]]:
+        """All simple paths from root whose running stake stays at or above the floor, in
+        the held graph or the effective one."""
         found: dict[str, list[tuple[float, Path]]] = {}
         touched = {root}
-        self._extend([root], {root}, None, out, found, touched)
+        self._extend([root], {root}, None, held, found, touched)
         return found, touched
 
     def _extend(
@@ -210,15 +240,24 @@ class OwnershipGraph:
         path: list[str],
         on_path: set[str],
         stake: float | None,
-        out: dict[str, dict[str, float]],
+        held: bool,
         found: dict[str, list[tuple[float, Path]]],
         reached: set[str],
     ) -> None:
         """Extend `path` (running stake `stake`, None at the root) by every simple
         continuation whose running stake stays at or above the floor."""
+        out = self.out
+        row = out.get(path[-1])
+        if row is None:
+            return
         floor = self.path_floor
-        for nxt, pct in out.get(path[-1], _NO_HOLDINGS).items():
-            if nxt in on_path or pct <= 0:
+        kind = type(row)
+        for h in row.values() if kind is dict else row if kind is tuple else (row,):  # inline
+            nxt = h.asset
+            if nxt in on_path:
+                continue
+            pct = h.held if held or h.pending is None else h.pending
+            if pct is None or pct <= 0:
                 continue
             s = pct if stake is None else stake * pct / 100
             if s < floor:
@@ -228,7 +267,7 @@ class OwnershipGraph:
             reached.add(nxt)
             if nxt in out:
                 on_path.add(nxt)
-                self._extend(path, on_path, s, out, found, reached)
+                self._extend(path, on_path, s, held, found, reached)
                 on_path.discard(nxt)
             path.pop()
 
@@ -237,7 +276,7 @@ class OwnershipGraph:
         prefixes: list[tuple[float | None, Path]],
         asset: str,
         value: float | None,
-        out: dict[str, dict[str, float]],
+        held: bool,
         found: dict[str, list[tuple[float, Path]]],
         reached: set[str],
     ) -> None:
@@ -246,7 +285,7 @@ class OwnershipGraph:
         if value is None or value <= 0:
             return
         floor = self.path_floor
-        onward = asset in out
+        onward = asset in self.out
         for stake, prefix in prefixes:
             if asset in prefix:
                 continue
@@ -257,7 +296,7 @@ class OwnershipGraph:
             found.setdefault(asset, []).append((s, path))
             reached.add(asset)
             if onward:
-                self._extend(list(path), set(path), s, out, found, reached)
+                self._extend(list(path), set(path), s, held, found, reached)
 
     def update(
         self, exp: Exposure, root: str, ch: Change, threshold: float
@@ -291,21 +330,19 @@ class OwnershipGraph:
                 exp.held_paths = exp.held_stakes = None
             return _NO_FACTS, _NO_ENTITIES
         reached: set[str] = set()
-        out = self.out_eff
         eff_old: dict[str, list[tuple[float, Path]]] = {}
         eff_new: dict[str, list[tuple[float, Path]]] = {}
         if eff_prefixes:
             scratch: set[str] = set()
-            self._follow(eff_prefixes, asset, ch.eff_before, out, eff_old, scratch)
-            self._follow(eff_prefixes, asset, ch.eff_after, out, eff_new, reached)
+            self._follow(eff_prefixes, asset, ch.eff_before, False, eff_old, scratch)
+            self._follow(eff_prefixes, asset, ch.eff_after, False, eff_new, reached)
         targets = eff_old.keys() | eff_new.keys()
         held_old: dict[str, list[tuple[float, Path]]] = {}
         held_new: dict[str, list[tuple[float, Path]]] = {}
         if held_prefixes:
             scratch = set()
-            out = self.out_held
-            self._follow(held_prefixes, asset, ch.held_before, out, held_old, scratch)
-            self._follow(held_prefixes, asset, ch.held_after, out, held_new, reached)
+            self._follow(held_prefixes, asset, ch.held_before, True, held_old, scratch)
+            self._follow(held_prefixes, asset, ch.held_after, True, held_new, reached)
             targets |= held_old.keys() | held_new.keys()
         controlled = exp.controlled
         if recontrol:
@@ -352,19 +389,33 @@ class OwnershipGraph:
             return asset in controlled
         if asset in controlled:
             return False
-        owners = self.in_eff.get(asset, _NO_HOLDINGS)
-        return math.fsum(pct for owner, pct in owners.items() if owner in controlled) > 50
+        owners = self.owners.get(asset)
+        if owners is None:
+            return False
+        parts = []
+        for owner in _members(owners):
+            if owner in controlled:
+                pct = self.holdings[owner, asset].effective
+                if pct is not None and pct > 0:
+                    parts.append(pct)
+        return math.fsum(parts) > 50
 
     def controlled_by(self, root: str) -> frozenset[str]:
         """Entities `root` controls: itself, and any X held > 50 % by controlled entities."""
         controlled = {root}
         contributions: dict[str, list[float]] = {}
         queue = [root]
-        out = self.out_eff
+        out = self.out
         while queue:
-            y = queue.pop()
-            for x, pct in out.get(y, _NO_HOLDINGS).items():
+            row = out.get(queue.pop())
+            if row is None:
+                continue
+            for h in _members(row):
+                x = h.asset
                 if x in controlled:
+                    continue
+                pct = h.effective
+                if pct is None or pct <= 0:
                     continue
                 parts = contributions.get(x)
                 if parts is None:
@@ -379,7 +430,79 @@ class OwnershipGraph:
         return frozenset(controlled)
 
     def owners_of(self, asset: str) -> dict[str, float]:
-        return dict(self.in_eff.get(asset, {}))
+        return self.in_eff.get(asset, {})
 
     def holdings_of(self, owner: str) -> dict[str, float]:
-        return dict(self.out_eff.get(owner, {}))
+        return self.out_eff.get(owner, {})
+
+
+def _add(index: dict, key: str, member: Holding | str) -> None:
+    """Add `member` to the row of `key` (which does not hold it yet)."""
+    row = index.get(key)
+    if row is None:
+        index[key] = member
+    elif type(row) is dict:
+        row[_name(member)] = member
+    else:
+        more = (*_members(row), member)
+        index[key] = more if len(more) <= _FEW else {_name(m): m for m in more}
+
+
+def _drop(index: dict, key: str, member: Holding | str) -> None:
+    """Remove `member` from the row of `key` (which holds it)."""
+    row = index[key]
+    name = _name(member)
+    if type(row) is dict:
+        del row[name]
+        if len(row) > 1:
+            return
+    rest = tuple(m for m in _members(row) if _name(m) != name)
+    if not rest:
+        del index[key]
+    else:
+        index[key] = rest[0] if len(rest) == 1 else rest
+
+
+class Rows(Mapping[str, dict[str, float]]):
+    """One graph's rows as readers know them — node -> {neighbour: percent > 0}, effective
+    or held, out or in — each built on demand from the id index and the holdings (a fresh
+    dict: changing it changes nothing)."""
+
+    __slots__ = ("_graph", "_held", "_inbound")
+
+    def __init__(self, graph: OwnershipGraph, inbound: bool, held: bool) -> None:
+        self._graph = graph
+        self._inbound = inbound
+        self._held = held
+
+    def _row(self, node: str) -> dict[str, float]:
+        graph = self._graph
+        if self._inbound:
+            owners = graph.owners.get(node)
+            found = () if owners is None else _members(owners)
+            holdings = ((o, graph.holdings[o, node]) for o in found)
+        else:
+            out = graph.out.get(node)
+            holdings = ((h.asset, h) for h in (() if out is None else _members(out)))
+        row = {}
+        for other, h in holdings:
+            pct = h.held if self._held else h.effective
+            if pct is not None and pct > 0:
+                row[other] = pct
+        return row
+
+    def __getitem__(self, node: str) -> dict[str, float]:
+        row = self._row(node)
+        if not row:
+            raise KeyError(node)
+        return row
+
+    def __contains__(self, node: object) -> bool:
+        return isinstance(node, str) and bool(self._row(node))
+
+    def __iter__(self) -> Iterator[str]:
+        index = self._graph.owners if self._inbound else self._graph.out
+        return (node for node in index if self._row(node))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

@@ -2,15 +2,22 @@
 
 Time-based lapses (a contract's `ends_on`, the last spend of a never-contracted pair ageing
 out) come off priority queues as the watermark moves, so no event ever scans every pair.
+
+Millions of contracts and pairs are the bulk of a large state, so each keeps only what it
+needs: entity ids are interned (one string per entity, however many keys name it), equal
+data-class tuples are one object, a pair's spend arrays exist only once it has spend, and a
+contract keeps no tuple of events until it is amended or terminated.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+import sys
 from array import array
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass
 from operator import attrgetter
 
 __all__ = ["Contract", "Pair", "Relationships"]
@@ -18,6 +25,20 @@ __all__ = ["Contract", "Pair", "Relationships"]
 DAY_US = 86_400_000_000
 _contract_id = attrgetter("contract_id")
 _NO_PAIRS: frozenset[tuple[str, str]] = frozenset()
+_SMALL = 8  # a vendor's clients are a tuple up to this many
+_intern = sys.intern
+_classes: dict[tuple[str, ...], tuple[str, ...]] = {}  # canonical data-class tuples
+
+
+def canonical_classes(classes: tuple[str, ...]) -> tuple[str, ...]:
+    """One object for equal data-class tuples (a few dozen combinations across millions of
+    contracts); a bounded cache: it only ever saves memory, never changes a value."""
+    found = _classes.get(classes)
+    if found is None:
+        if len(_classes) >= 4096:
+            _classes.clear()
+        found = _classes[classes] = tuple(_intern(c) for c in classes)
+    return found
 
 
 @dataclass(slots=True)
@@ -31,7 +52,12 @@ class Contract:
     ends_on: int | None  # days since the epoch
     signed_event: str
     terminated: bool = False
-    events: tuple[str, ...] = ()  # ids of the events that made it; a tuple: no GC tracking
+    later_events: tuple[str, ...] = ()  # amendments and termination, in order
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        """Ids of the events that made it, the signing first."""
+        return (self.signed_event, *self.later_events)
 
     def active(self, today: int) -> bool:
         return not self.terminated and (self.ends_on is None or self.ends_on >= today)
@@ -39,12 +65,22 @@ class Contract:
 
 @dataclass(slots=True)
 class Pair:
-    """One client–vendor pair: its contracts (ever signed) and its spend, sorted by time."""
+    """One client–vendor pair: its contracts (ever signed) and its spend, sorted by time.
 
-    contracts: list[str] = field(default_factory=list)
-    times: array = field(default_factory=lambda: array("q"))
-    amounts: array = field(default_factory=lambda: array("d"))
+    Lean, as there are millions: `ids` is the one contract's id (most pairs have one), a
+    tuple of several, or () for none; the spend arrays are None until the first spend.
+    """
+
+    ids: str | tuple[str, ...] = ()
+    times: array | None = None
+    amounts: array | None = None
     expiry_scheduled: bool = False
+
+    @property
+    def contracts(self) -> tuple[str, ...]:
+        """Ids of the pair's contracts, in signing order."""
+        ids = self.ids
+        return (ids,) if type(ids) is str else ids
 
 
 class Relationships:
@@ -54,7 +90,8 @@ class Relationships:
         self.window_us = window_days * DAY_US
         self.contracts: dict[str, Contract] = {}
         self.pairs: dict[tuple[str, str], Pair] = {}
-        self.by_vendor: dict[str, set[str]] = {}
+        # vendor -> its clients: one id, a tuple of a few, or a set (an empty set is 216 bytes)
+        self.by_vendor: dict[str, str | tuple[str, ...] | set[str]] = {}
         self.by_category: dict[str, set[str]] = {}
         self._ends: list[tuple[int, str]] = []  # (ends_on day, contract_id), lazily invalidated
         self._spend_expiry: list[tuple[int, str, str]] = []  # (time it ages out, client, vendor)
@@ -62,21 +99,40 @@ class Relationships:
     def pair(self, client: str, vendor: str) -> Pair:
         p = self.pairs.get((client, vendor))
         if p is None:
+            client, vendor = _intern(client), _intern(vendor)
             p = self.pairs[(client, vendor)] = Pair()
-            self.by_vendor.setdefault(vendor, set()).add(client)
+            clients = self.by_vendor.get(vendor)
+            if clients is None:
+                self.by_vendor[vendor] = client
+            elif type(clients) is str:
+                self.by_vendor[vendor] = (clients, client)
+            elif type(clients) is tuple:
+                more = (*clients, client)
+                self.by_vendor[vendor] = more if len(more) <= _SMALL else set(more)
+            else:
+                clients.add(client)
         return p
 
     # -- updates -----------------------------------------------------------------------
 
     def sign(self, c: Contract) -> None:
+        """Record a new contract (its client and vendor ids are interned here)."""
+        c.client, c.vendor = _intern(c.client), _intern(c.vendor)
+        c.category = _intern(c.category)
+        c.data_classes = canonical_classes(c.data_classes)
         self.contracts[c.contract_id] = c
-        self.pair(c.client, c.vendor).contracts.append(c.contract_id)
+        p = self.pair(c.client, c.vendor)
+        p.ids = c.contract_id if not p.ids else (*p.contracts, c.contract_id)
         self.by_category.setdefault(c.category, set()).add(c.vendor)
         if c.ends_on is not None:
             heapq.heappush(self._ends, (c.ends_on, c.contract_id))
 
     def amend(self, c: Contract, changes: dict) -> None:
         for key, value in changes.items():
+            if key == "data_classes":
+                value = canonical_classes(value)
+            elif key == "category":
+                value = _intern(value)
             setattr(c, key, value)
         if "category" in changes:
             self.by_category.setdefault(c.category, set()).add(c.vendor)
@@ -90,10 +146,13 @@ class Relationships:
         cutoff = now - self.window_us
         # A contracted pair's activity does not read its spend, and `spend_365d` bisects:
         # its aged-out spend is dropped once it is half the list (amortised), not each time.
-        if times and times[0] <= cutoff and (not p.contracts or times[len(times) >> 1] <= cutoff):
+        if times and times[0] <= cutoff and (not p.ids or times[len(times) >> 1] <= cutoff):
             self._prune(p, cutoff)
         if time <= cutoff:
             return False
+        if times is None:
+            times = p.times = array("q")
+            p.amounts = array("d")
         was_active = len(times) > 0
         if not was_active or time >= times[-1]:
             times.append(time)
@@ -102,7 +161,7 @@ class Relationships:
             i = bisect_right(times, time)
             times.insert(i, time)
             p.amounts.insert(i, amount)
-        if p.contracts:
+        if p.ids:
             return False
         if not p.expiry_scheduled:
             p.expiry_scheduled = True
@@ -132,11 +191,11 @@ class Relationships:
             _, client, vendor = heapq.heappop(expiry)
             p = self.pairs[(client, vendor)]
             last = p.times[-1] if p.times else None
-            if last is not None and last + self.window_us > now and not p.contracts:
+            if last is not None and last + self.window_us > now and not p.ids:
                 heapq.heappush(expiry, (last + self.window_us, client, vendor))
                 continue
             p.expiry_scheduled = False
-            if not p.contracts:
+            if not p.ids:
                 dirty.add((client, vendor))
         return dirty
 
@@ -145,14 +204,18 @@ class Relationships:
     def active_contracts(self, client: str, vendor: str, now: int) -> list[Contract]:
         """The pair's contracts active at `now`, by contract id."""
         p = self.pairs.get((client, vendor))
-        if p is None or not p.contracts:
+        if p is None or not p.ids:
             return []
         return self._active(p, now // DAY_US)
 
     def _active(self, p: Pair, today: int) -> list[Contract]:
         contracts = self.contracts
+        ids = p.ids
+        if type(ids) is str:  # one contract: the common case
+            c = contracts[ids]
+            return [c] if not c.terminated and (c.ends_on is None or c.ends_on >= today) else []
         found = []
-        for cid in p.contracts:
+        for cid in ids:
             c = contracts[cid]
             if not c.terminated and (c.ends_on is None or c.ends_on >= today):  # c.active()
                 found.append(c)
@@ -166,7 +229,7 @@ class Relationships:
         p = self.pairs.get((client, vendor))
         if p is None:
             return None
-        if p.contracts:
+        if p.ids:
             return self._active(p, now // DAY_US) or None
         return [] if p.times and p.times[-1] > now - self.window_us else None
 
@@ -181,10 +244,12 @@ class Relationships:
         p = self.pairs.get((client, vendor))
         if p is None:
             return False
-        if p.contracts:
+        if p.ids:
             today = now // DAY_US
             return any(self.contracts[cid].active(today) for cid in p.contracts)
         return bool(p.times) and p.times[-1] > now - self.window_us
 
-    def clients_of(self, vendor: str) -> set[str]:
-        return self.by_vendor.get(vendor, set())
+    def clients_of(self, vendor: str) -> Collection[str]:
+        """Every client that ever dealt with `vendor` (a tuple or a set; do not change it)."""
+        clients = self.by_vendor.get(vendor, ())
+        return (clients,) if type(clients) is str else clients
