@@ -144,6 +144,12 @@ async def made_in_child(make: Callable[[], bytes]) -> bytes:
     gigabytes). Pages the loop writes to meanwhile, and objects the pickler touches (their
     reference counts), get copied: memory rises by up to the state's size while a snapshot
     is made. Without ``os.fork`` (not POSIX), ``make`` runs here.
+
+    The child closes every descriptor it inherited but its end of the pipe, and the parent
+    reads the pipe on the event loop, not in a worker thread: a child holding an inherited
+    ``flock`` (the archive's, taken by a thread at the moment of the fork) while it waits
+    for a reader queued behind threads waiting for that very lock was a deadlock the chaos
+    campaign found.
     """
     if not hasattr(os, "fork"):
         return make()
@@ -152,6 +158,9 @@ async def made_in_child(make: Callable[[], bytes]) -> bytes:
     if pid == 0:  # the child: no event loop, no logging, nothing but make() and write
         code = 1
         try:
+            os.closerange(0, r)
+            os.closerange(r + 1, w)
+            os.closerange(w + 1, _MAX_FD)
             os.close(r)
             gc.disable()  # a collection would touch (and so copy) every tracked object
             data = memoryview(make())
@@ -161,18 +170,26 @@ async def made_in_child(make: Callable[[], bytes]) -> bytes:
         finally:
             os._exit(code)
     os.close(w)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(r, "rb", buffering=0)
+    )
+    try:
+        data = await reader.read()  # to EOF: the child wrote everything and exited
+    finally:
+        transport.close()
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG never blocks
+        if done:
+            break
+        await asyncio.sleep(0.01)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"snapshot child {pid} failed ({status})")
+    return data
 
-    def collect() -> bytes:
-        chunks = []
-        with os.fdopen(r, "rb") as pipe:
-            while chunk := pipe.read(1 << 20):
-                chunks.append(chunk)
-        _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"snapshot child {pid} failed ({status})")
-        return b"".join(chunks)
 
-    return await asyncio.to_thread(collect)
+_MAX_FD = min(os.sysconf("SC_OPEN_MAX"), 1 << 20) if hasattr(os, "sysconf") else 1024
 
 
 class SnapshotStore:
