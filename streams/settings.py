@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     session_timeout: float = Field(default=6.0, ge=1, le=300, description="group session, s")
     heartbeat_interval: float = Field(default=1.0, gt=0, le=60, description="heartbeat, s")
     merge_grace_ms: int = Field(
-        default=50,
+        default=200,
         ge=0,
         le=10_000,
         description="live edge: how long a record waits for earlier ones on idle partitions",

@@ -79,7 +79,7 @@ class WorkerOptions:
     partitions: int = 8
     max_records: int = 10_000
     fetch_max_wait_ms: int = 100
-    merge_grace: float = 0.05  # live edge: wait for earlier records on idle partitions, s
+    merge_grace: float = 0.2  # live edge: wait for earlier records on idle partitions, s
     client: Mapping[str, Any] = field(default_factory=dict)  # aiokafka SASL/SSL options
     broker_instance: str = ""  # embedded mode: which broker process (snapshots are fenced)
 
