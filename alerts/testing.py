@@ -15,7 +15,6 @@ import asyncio
 import heapq
 import inspect
 import itertools
-import socket
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+from streams.broker import free_port
 
 __all__ = [
     "PD_INVALID",
@@ -113,12 +114,6 @@ class RecordingMetrics:
 
     def backpressure(self, pending: int) -> None:
         self.backpressured.append(pending)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

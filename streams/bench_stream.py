@@ -28,7 +28,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from typing import Any
 import httpx
 import orjson
 
+from streams.broker import free_port
 from streams.generate import StreamParams, generate
 from streams.topics import TopicNames, default_topics, ensure_topics
 
@@ -219,12 +219,6 @@ def _stop(proc: subprocess.Popen, grace: float = 20.0) -> None:
             proc.wait(10)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class _WorkerProcess:
     """`stakewatch worker` as a child process (what an operator runs and what gets
     `kill -9`), observed through `/readyz`."""
@@ -232,7 +226,7 @@ class _WorkerProcess:
     def __init__(
         self, bootstrap: str, prefix: str, group: str, log: Path, env: dict | None = None
     ) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.spawned = time.time()
         environment = {
             **_env(),
@@ -508,7 +502,7 @@ async def _alert_latency(bootstrap: str, sizes: StreamSizes, work: Path, say: Pr
     app.router.add_post("/hook", hook)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     env = {
         "STAKEWATCH_WEBHOOK_URL": f"http://127.0.0.1:{port}/hook",

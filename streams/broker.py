@@ -78,7 +78,8 @@ def _accepts(host: str, port: int) -> bool:
     return True
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the kernel picks it); racy by nature, fine on loopback."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
@@ -101,7 +102,7 @@ class EmbeddedBroker:
         stop_grace: float = 5.0,
     ) -> None:
         if address is None:
-            self._host, self._port = "127.0.0.1", _free_port("127.0.0.1")
+            self._host, self._port = "127.0.0.1", free_port("127.0.0.1")
         else:
             bootstrap = parse_broker_url(address, setting="address")
             if "," in bootstrap:

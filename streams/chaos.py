@@ -44,7 +44,6 @@ import random
 import re
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,8 @@ from typing import Any
 
 import httpx
 import orjson
+
+from streams.broker import free_port
 
 __all__ = [
     "CI",
@@ -334,12 +335,6 @@ async def wait_for(
         await asyncio.sleep(every)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _clean_env() -> dict[str, str]:
     """The caller's environment without any STAKEWATCH_* setting (a stray broker, prefix or
     receiver URL in the shell must not leak into the campaign)."""
@@ -355,7 +350,7 @@ class WorkerProc:
     """``stakewatch worker`` as a child process with its own web port and log file."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.log = log
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
@@ -1049,7 +1044,7 @@ async def scenario_broker_restart(p: ChaosParams, work: Path, progress: Progress
         "STAKEWATCH_TOPIC_PREFIX": rig.prefix,
         "STAKEWATCH_LOG_FORMAT": "json",
     }
-    broker = BrokerCommand(data_dir, _free_port(), broker_env, rig.work / "broker.log")
+    broker = BrokerCommand(data_dir, free_port(), broker_env, rig.work / "broker.log")
     rig.bootstrap = broker.bootstrap
     started = time.monotonic()
     await broker.start()

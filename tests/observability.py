@@ -12,7 +12,6 @@ import contextlib
 import json
 import re
 import shutil
-import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 
 import httpx
 import yaml
+
+from streams.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "infra" / "prometheus"
@@ -34,12 +35,6 @@ def tool(name: str) -> str:
     path = shutil.which(name)
     assert path, f"{name} not found: `make debian-deps` installs it (infra/debian-packages.txt)"
     return path
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- metric names in PromQL -------------------------------------------------------------------

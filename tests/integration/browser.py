@@ -16,7 +16,8 @@ from typing import Any
 
 import aiohttp
 
-from tests.integration.workers import free_port, wait_for
+from streams.broker import free_port
+from tests.integration.workers import wait_for
 
 __all__ = ["Chromium", "chromium_path"]
 

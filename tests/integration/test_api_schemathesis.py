@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 
 from streams.api import MAX_BODY, build_api
+from streams.broker import free_port
 from streams.query import load_lines
-from tests.integration.workers import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from streams.broker import free_port
 from streams.connect import BROKER_FILE, broker_session
 from streams.replay import replay
 from streams.settings import Settings, load_settings
@@ -105,12 +106,6 @@ async def test_a_stale_broker_file_is_replaced(embedded: Settings) -> None:
         assert orjson.loads((embedded.data_dir / BROKER_FILE).read_bytes())["pid"] == conn.pid
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _replay_through(settings: Settings, port: int) -> int:
     async with broker_session(settings) as conn:
         assert (conn.bootstrap, conn.owner) == (f"127.0.0.1:{port}", False)
@@ -121,7 +116,7 @@ async def _replay_through(settings: Settings, port: int) -> int:
 def test_the_broker_command_serves_other_commands_and_stops_on_sigterm(
     embedded: Settings,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STAKEWATCH_")}
     env |= {"STAKEWATCH_DATA_DIR": str(embedded.data_dir), "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "streams", "broker", "--listen", f"127.0.0.1:{port}"]
@@ -134,7 +129,7 @@ def test_the_broker_command_serves_other_commands_and_stops_on_sigterm(
             time.sleep(0.05)
         assert asyncio.run(_replay_through(embedded, port)) == 48
         busy = subprocess.run(
-            [*command[:-1], f"127.0.0.1:{_free_port()}"], env=env, capture_output=True, timeout=30
+            [*command[:-1], f"127.0.0.1:{free_port()}"], env=env, capture_output=True, timeout=30
         )
         assert busy.returncode == 1 and b"already runs on" in busy.stderr
         proc.send_signal(signal.SIGTERM)

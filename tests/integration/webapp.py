@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from streams.agents.worker import Worker
+from streams.broker import free_port
 from streams.web import build_app
-from tests.integration.workers import free_port
 
 __all__ = ["serving"]
 

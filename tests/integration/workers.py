@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import inspect
 import os
-import socket
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -105,12 +104,6 @@ async def wait_for(predicate, seconds: float, what: str, interval: float = 0.1):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {seconds} s waiting for {what}")
         await asyncio.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class WorkerProcess(WorkerProc):
