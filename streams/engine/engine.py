@@ -11,11 +11,12 @@ from __future__ import annotations
 import pickle
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from streams.engine.config import EngineConfig
 from streams.engine.ownership import Change, Exposure, OwnershipGraph, facts
-from streams.engine.records import AlertRecord, format_micros
+from streams.engine.records import AlertRecord, Figures, format_micros
 from streams.engine.relationships import DAY_US, Contract, Relationships
 from streams.events import Event, Rejection, decode
 from streams.events.fast import Flat, fast_decode, flatten
@@ -469,12 +470,8 @@ class Engine:
     def _record(
         self, key, status, severity, client, vendor, rival, eid, t, memo: _Memo
     ) -> AlertRecord:
-        now = self.watermark
-        assert now is not None
-        exposure = self._exposure(rival)
-        shown = ((round(s, 6), p) for s, p in exposure.paths.get(vendor, ()))
-        paths = sorted(shown, key=lambda sp: (-sp[0], sp[1]))
         contracts = self._relationship(client, vendor, memo)[0] or ()
+        f = self.figures(client, vendor, rival, self._exposure(rival), contracts)
         return AlertRecord(
             dedup_key=key,
             status=status,
@@ -482,18 +479,52 @@ class Engine:
             client=client,
             vendor=vendor,
             rival=rival,
-            stake=round(exposure.stake(vendor), 6),
-            controlled=vendor in exposure.controlled,
-            pending=round(exposure.held_stake(vendor), 9) < self.config.threshold,
-            paths=tuple((p, s) for s, p in paths),
-            active_contracts=tuple(c.contract_id for c in contracts),
-            data_classes=tuple(sorted({dc for c in contracts for dc in c.data_classes})),
-            spend_365d=round(self.rel.spend_365d(client, vendor, now), 2),
+            stake=f.stake,
+            controlled=f.controlled,
+            pending=f.pending,
+            paths=f.paths,
+            active_contracts=f.active_contracts,
+            data_classes=f.data_classes,
+            spend_365d=f.spend_365d,
             event_id=eid,
             event_time=format_micros(t),
         )
 
     # -- queries used by adapters -------------------------------------------------------------
+
+    def figures(
+        self,
+        client: str,
+        vendor: str,
+        rival: str,
+        exposure: Exposure | None = None,
+        contracts: Iterable[Contract] | None = None,
+    ) -> Figures:
+        """The (client, vendor, rival) figures at the watermark, rounded as SPEC §3 prints them.
+
+        The one place they are computed: alert records and the read-only queries (API,
+        ``explain``, what-if) both call it, so a query never disagrees with the alert it
+        explains. `exposure` and `contracts` let a caller pass what it already holds.
+        """
+        now = self.watermark
+        if exposure is None:
+            exposure = self.exposure_of(rival)
+        if contracts is None:
+            contracts = () if now is None else self.rel.active_contracts(client, vendor, now)
+        contracts = tuple(contracts)
+        shown = sorted(
+            ((round(s, 6), p) for s, p in exposure.paths.get(vendor, ())),
+            key=lambda sp: (-sp[0], sp[1]),
+        )
+        return Figures(
+            stake=round(exposure.stake(vendor), 6),
+            controlled=vendor in exposure.controlled,
+            pending=round(exposure.held_stake(vendor), 9) < self.config.threshold,
+            paths=tuple((p, s) for s, p in shown),
+            active_contracts=tuple(c.contract_id for c in contracts),
+            data_classes=tuple(sorted({dc for c in contracts for dc in c.data_classes})),
+            spend_365d=0.0 if now is None else round(self.rel.spend_365d(client, vendor, now), 2),
+        )
 
     @property
     def today(self) -> int | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["AlertRecord", "format_micros", "format_time"]
+__all__ = ["AlertRecord", "Figures", "format_micros", "format_time"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -21,6 +21,19 @@ def format_time(t: dt.datetime) -> str:
 def format_micros(t: int) -> str:
     """`format_time` of the instant `t` microseconds after the epoch (the same string)."""
     return (_EPOCH + dt.timedelta(microseconds=t)).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """One conflict's figures at the watermark (SPEC §3's rounding): `Engine.figures`."""
+
+    stake: float
+    controlled: bool
+    pending: bool
+    paths: tuple[tuple[tuple[str, ...], float], ...]  # (path, stake), largest first
+    active_contracts: tuple[str, ...]
+    data_classes: tuple[str, ...]
+    spend_365d: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,18 +103,10 @@ def conflict_figures(
 
     ``open``/``severity`` say whether the engine holds the conflict open (and at which
     severity); the figures are given either way, so a what-if can show a stake falling
-    below the threshold.
+    below the threshold. The figures themselves are `Engine.figures`, as in alert records.
     """
-    exposure = (exposures or Exposures(engine))(rival)
-    now = engine.watermark
-    threshold = engine.config.threshold
+    f = engine.figures(client, vendor, rival, (exposures or Exposures(engine))(rival))
     key = f"{client}|{vendor}|{rival}"
-    shown = sorted(
-        ((round(s, 6), p) for s, p in exposure.paths.get(vendor, ())),
-        key=lambda sp: (-sp[0], sp[1]),
-    )
-    contracts = [] if now is None else engine.rel.active_contracts(client, vendor, now)
-    spend = 0.0 if now is None else engine.rel.spend_365d(client, vendor, now)
     state = engine.open.get(key)
     return {
         "dedup_key": key,
@@ -123,11 +115,11 @@ def conflict_figures(
         "rival": rival,
         "open": state is not None,
         "severity": None if state is None else state.severity,
-        "stake": round(exposure.stake(vendor), 6),
-        "controlled": vendor in exposure.controlled,
-        "pending": round(exposure.held_stake(vendor), 9) < threshold,
-        "paths": [{"path": list(p), "stake": s} for s, p in shown],
-        "active_contracts": [c.contract_id for c in contracts],
-        "data_classes": sorted({dc for c in contracts for dc in c.data_classes}),
-        "spend_365d": round(spend, 2),
+        "stake": f.stake,
+        "controlled": f.controlled,
+        "pending": f.pending,
+        "paths": [{"path": list(p), "stake": s} for p, s in f.paths],
+        "active_contracts": list(f.active_contracts),
+        "data_classes": list(f.data_classes),
+        "spend_365d": f.spend_365d,
     }
