@@ -790,6 +790,7 @@ class Rig:
         assert self.rx is not None
         return {
             **_clean_env(),
+            "STAKEWATCH_DATA_DIR": str(self.work / "data"),  # group member slots, at least
             **self.broker_env,
             "STAKEWATCH_TOPIC_PREFIX": self.prefix,
             "STAKEWATCH_GROUP_ID": self.group,

@@ -51,7 +51,9 @@ class Settings(BaseSettings):
     broker: str | None = Field(
         default=None, description="kafka://HOST:PORT; unset = the embedded broker"
     )
-    data_dir: Path = Field(default=Path(".stakewatch"), description="embedded-mode archive")
+    data_dir: Path = Field(
+        default=Path(".stakewatch"), description="embedded-mode archive; group member slots"
+    )
     topic_prefix: str = "stakewatch"
     group_id: str = "stakewatch-worker"
     web_host: str = "127.0.0.1"

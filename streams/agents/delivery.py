@@ -27,6 +27,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import httpx
@@ -41,6 +42,7 @@ from alerts.kafka_log import KafkaNotificationLog
 from alerts.record import AlertRecord
 from alerts.routing import AlertsConfig
 from alerts.setup import build_channels
+from streams.agents.membership import MemberSlot, claim_slot, member_id_of, reuse_member_id
 from streams.agents.worker import QUIET
 from streams.topics import TopicNames, default_topics, ensure_topics
 
@@ -67,6 +69,7 @@ class DeliveryOptions:
     http_timeout: float = 10.0
     archive: Archive | None = None  # embedded mode: the notification log is archived too
     client: Mapping[str, Any] = field(default_factory=dict)  # aiokafka SASL/SSL options
+    member_dir: Path | None = None  # rejoin as the crashed predecessor (agents/membership.py)
 
 
 class MetricsAdapter:
@@ -121,6 +124,7 @@ class _Listener(ConsumerRebalanceListener):
         await self._agent._release()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self._agent._joined()
         await self._agent._take(assigned)
 
 
@@ -150,6 +154,7 @@ class DeliveryAgent:
         self._client: httpx.AsyncClient | None = None
         self._channels: list[Channel] = []
         self._consumer: AIOKafkaConsumer | None = None
+        self._slot: MemberSlot | None = None
         self._state: _Assignment | None = None
         self._want: int | None = None  # next offset to commit
         self._committed: int | None = None
@@ -180,8 +185,11 @@ class DeliveryAgent:
             fetch_max_wait_ms=o.fetch_max_wait_ms,
             **o.client,
         )
-        self._consumer.subscribe([o.names.alerts], listener=_Listener(self))
+        if o.member_dir is not None:
+            self._slot = claim_slot(o.member_dir, o.group_id)
         await self._consumer.start()
+        reuse_member_id(self._consumer, self._slot)  # before subscribing starts the join
+        self._consumer.subscribe([o.names.alerts], listener=_Listener(self))
         self._tasks = [
             asyncio.create_task(self._run(), name="delivery-loop"),
             asyncio.create_task(self._committer(), name="delivery-commits"),
@@ -207,7 +215,13 @@ class DeliveryAgent:
                 continue
             with contextlib.suppress(Exception):
                 await (part.aclose() if isinstance(part, httpx.AsyncClient) else part.stop())
+        if self._slot is not None:  # left the group: the id is not to be reused
+            self._slot.release(clear=True)
         log.info("delivery stopped", **self.counts)
+
+    def _joined(self) -> None:
+        if self._slot is not None:
+            self._slot.record(member_id_of(self._consumer))
 
     async def wait(self) -> None:
         """Until the loop ends (stop, or a failure)."""

@@ -14,10 +14,13 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.partitioner import murmur2
+
+from streams.agents.membership import claim_slot, member_id_of, reuse_member_id
 
 __all__ = ["LeaseKeeper", "lease_of"]
 
@@ -32,14 +35,18 @@ Callback = Callable[[frozenset[int]], Awaitable[None]]
 
 
 class _Listener(ConsumerRebalanceListener):
-    def __init__(self, on_revoked: Callback, on_assigned: Callback) -> None:
+    def __init__(
+        self, on_revoked: Callback, on_assigned: Callback, joined: Callable[[], None]
+    ) -> None:
         self._on_revoked = on_revoked
         self._on_assigned = on_assigned
+        self._joined = joined
 
     async def on_partitions_revoked(self, revoked) -> None:
         await self._on_revoked(frozenset(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned) -> None:
+        self._joined()
         await self._on_assigned(frozenset(tp.partition for tp in assigned))
 
 
@@ -47,7 +54,9 @@ class LeaseKeeper:
     """Joins the group on the leases topic and reports assignment changes.
 
     The callbacks run inside the rebalance, so a worker that loses leases flushes and
-    snapshots before anyone else gets them.
+    snapshots before anyone else gets them. With `member_dir`, a worker restarted after a
+    crash rejoins as the member it was (streams/agents/membership.py), so its leases come
+    back without waiting for the dead session to expire.
     """
 
     def __init__(
@@ -62,7 +71,11 @@ class LeaseKeeper:
         heartbeat_interval: float = 1.0,
         client_id: str = "stakewatch",
         client: Mapping[str, Any] | None = None,
+        member_dir: Path | None = None,
     ) -> None:
+        self._group_id = group_id
+        self._member_dir = member_dir
+        self._slot = None
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -75,11 +88,22 @@ class LeaseKeeper:
             **(client or {}),
         )
         self._topic = topic
-        self._listener = _Listener(on_revoked, on_assigned)
+        self._listener = _Listener(on_revoked, on_assigned, self._joined)
         self._task: asyncio.Task | None = None
 
+    @property
+    def member_id(self) -> str:
+        return member_id_of(self._consumer)
+
+    def _joined(self) -> None:
+        if self._slot is not None:
+            self._slot.record(self.member_id)
+
     async def start(self) -> None:
+        if self._member_dir is not None:
+            self._slot = claim_slot(self._member_dir, self._group_id)
         await self._consumer.start()
+        reuse_member_id(self._consumer, self._slot)
         self._consumer.subscribe([self._topic], listener=self._listener)
         self._task = asyncio.create_task(self._poll(), name="lease-keeper")
 
@@ -96,3 +120,5 @@ class LeaseKeeper:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._consumer.stop()
+        if self._slot is not None:  # the member left the group: its id is not to be reused
+            self._slot.release(clear=True)

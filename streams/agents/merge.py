@@ -12,8 +12,9 @@ position has reached the high watermark its last fetch reported. This is Kafka S
 At the live edge an idle partition may still be about to receive an earlier record: a
 producer writing in time order lands its batches on different partitions a few
 milliseconds apart. So while any partition is idle, a record is released only once it
-has waited ``grace`` seconds since it was fetched. Catching up on history, partitions
-are rarely idle and nothing waits.
+has waited ``grace`` seconds since it was fetched, on the caller's clock: the worker's
+counts only time spent waiting in fetches, so a loop busy past the grace has not used it
+up. Catching up on history, partitions are rarely idle and nothing waits.
 
 Pure: no Kafka, no clock. The reader passes fetched records, high watermarks and "now".
 """

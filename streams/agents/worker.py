@@ -34,6 +34,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -82,6 +83,7 @@ class WorkerOptions:
     merge_grace: float = 0.2  # live edge: wait for earlier records on idle partitions, s
     client: Mapping[str, Any] = field(default_factory=dict)  # aiokafka SASL/SSL options
     broker_instance: str = ""  # embedded mode: which broker process (snapshots are fenced)
+    member_dir: Path | None = None  # rejoin as the crashed predecessor (agents/membership.py)
 
 
 @dataclass(slots=True)
@@ -123,6 +125,7 @@ class Worker:
         self._snapshot_task: asyncio.Task | None = None
         self._last_export = 0.0
         self._last_progress_log = 0.0
+        self._fetch_clock = 0.0  # seconds spent waiting in fetches (the merge's grace clock)
         self._stopping = False
         self._task: asyncio.Task | None = None
         self._rank = {t: i for i, t in enumerate(self.names.inputs)}
@@ -187,6 +190,7 @@ class Worker:
             heartbeat_interval=o.heartbeat_interval,
             client_id=self.worker_id,
             client=o.client,
+            member_dir=o.member_dir,
         )
         await self._keeper.start()
         self._task = asyncio.create_task(self._run(), name="worker-loop")
@@ -232,9 +236,11 @@ class Worker:
                 generation = self._generation
                 try:
                     self._seek_pending(reader)
+                    waited_from = time.monotonic()
                     batch = await reader.getmany(
                         timeout_ms=self._fetch_wait_ms(), max_records=self.options.max_records
                     )
+                    self._fetch_clock += time.monotonic() - waited_from
                     async with self._lock:
                         if generation != self._generation:
                             # Rewound meanwhile: these records may come from either side
@@ -268,7 +274,7 @@ class Worker:
         wait = self.options.fetch_max_wait_ms
         merge = self._merge
         if merge is not None and merge.buffered:
-            due = merge.next_release_in(time.monotonic())
+            due = merge.next_release_in(self._fetch_clock)
             if due is not None:
                 wait = min(wait, max(1, int(due * 1000) + 1))
         return wait
@@ -277,13 +283,17 @@ class Worker:
         merge = self._merge
         reader = self._reader
         assert merge is not None and reader is not None
-        now = time.monotonic()
+        # The merge's grace runs on the fetch clock: time spent waiting for the broker. A
+        # loop busy for longer than the grace (a big batch, a fork, other tasks) has not
+        # fetched meanwhile, so the grace must not run out while an earlier record sits
+        # unfetched on an idle partition (the full-size receivers campaign caught that).
+        clock = self._fetch_clock
         for records in batch.values():  # aiokafka ConsumerRecords: no copies on the way
-            merge.feed(records, now)
+            merge.feed(records, clock)
         merge.set_highwaters(
             {(tp.topic, tp.partition): reader.highwater(tp) for tp in self._partitions}
         )
-        outputs = self._apply(merge.release(now))
+        outputs = self._apply(merge.release(clock))
         producer = self._producer
         assert producer is not None
         for topic, value, key, headers in outputs:
@@ -292,6 +302,7 @@ class Worker:
             return
         if self.metrics is not None:
             self._export_lag(reader)
+        now = time.monotonic()
         if not self.ready.is_set() and not merge.buffered and not merge.waiting_on():
             if self._reconcile:
                 await self._reconcile_alerts()
@@ -313,7 +324,6 @@ class Worker:
                     or hw > self._positions[(tp.topic, tp.partition)]
                 },
             )
-        now = time.monotonic()
         interval = max(self.options.snapshot_interval, 2 * self._snapshot_cost)
         writing = self._snapshot_task is not None and not self._snapshot_task.done()
         if not writing and now - self._last_snapshot >= interval and self._dirty():

@@ -35,6 +35,7 @@ def run_worker(*, broker: str | None, web_port: int | None, config: EngineConfig
 async def _main(settings, config: EngineConfig, alerts: AlertsConfig) -> int:
     from streams.connect import broker_session
 
+    members = settings.data_dir.resolve() / "members"
     async with broker_session(settings) as conn:
         options = WorkerOptions(
             conn.bootstrap,
@@ -47,6 +48,7 @@ async def _main(settings, config: EngineConfig, alerts: AlertsConfig) -> int:
             merge_grace=settings.merge_grace_ms / 1000,
             client=conn.client_options,
             broker_instance=f"embedded:{conn.pid}" if conn.embedded and conn.pid else "",
+            member_dir=members,
         )
         delivery = None
         if alerts.receivers:  # nobody to tell: no delivery agent, no notification log
@@ -59,6 +61,7 @@ async def _main(settings, config: EngineConfig, alerts: AlertsConfig) -> int:
                 heartbeat_interval=settings.heartbeat_interval,
                 archive=conn.archive,
                 client=conn.client_options,
+                member_dir=members,
             )
         token = settings.api_token.get_secret_value() if settings.api_token else None
         return await serve(

@@ -122,6 +122,7 @@ class WorkerProcess(WorkerProc):
             "STAKEWATCH_HEARTBEAT_INTERVAL": str(FAST["heartbeat_interval"]),
             "STAKEWATCH_SNAPSHOT_INTERVAL": str(FAST["snapshot_interval"]),
             "STAKEWATCH_LOG_FORMAT": "json",
+            "STAKEWATCH_DATA_DIR": str(log.parent / "data"),  # group member slots
             **(env or {}),
         }
         super().__init__(env, log)
