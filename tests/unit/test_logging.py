@@ -9,6 +9,8 @@ import urllib.parse
 
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 from mode.utils.logging import setup_logging as mode_setup_logging
 
 from streams.logging import (
@@ -204,3 +206,21 @@ def test_faust_worker_logging_setup_keeps_our_handler() -> None:
     get_logger("stakewatch").info("still json")
     records = lines(out)
     assert [r["event"] for r in records] == [f"routing key {MASK}", "still json"]
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [*"ab :=\"'-_/.", "token", "Authorization", "Bearer ", "hooks.slack.com/x", "pass"]
+        ),
+        max_size=20,
+    ).map("".join)
+)
+def test_skipping_texts_without_a_trigger_masks_exactly_what_every_pattern_would(text) -> None:
+    """The fast path (no ':', '=' or 'hooks.slack': no text pattern can match) is exact."""
+    from streams.logging import _TEXT_PATTERNS
+
+    expected = text
+    for pattern, replacement in _TEXT_PATTERNS:
+        expected = pattern.sub(replacement, expected)
+    assert Redactor().redact_text(text) == expected
