@@ -472,23 +472,7 @@ class Engine:
     ) -> AlertRecord:
         contracts = self._relationship(client, vendor, memo)[0] or ()
         f = self.figures(client, vendor, rival, self._exposure(rival), contracts)
-        return AlertRecord(
-            dedup_key=key,
-            status=status,
-            severity=severity,
-            client=client,
-            vendor=vendor,
-            rival=rival,
-            stake=f.stake,
-            controlled=f.controlled,
-            pending=f.pending,
-            paths=f.paths,
-            active_contracts=f.active_contracts,
-            data_classes=f.data_classes,
-            spend_365d=f.spend_365d,
-            event_id=eid,
-            event_time=format_micros(t),
-        )
+        return AlertRecord(key, status, severity, client, vendor, rival, *f, eid, format_micros(t))
 
     # -- queries used by adapters -------------------------------------------------------------
 

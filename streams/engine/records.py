@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -23,9 +23,12 @@ def format_micros(t: int) -> str:
     return (_EPOCH + dt.timedelta(microseconds=t)).isoformat().replace("+00:00", "Z")
 
 
-@dataclass(frozen=True, slots=True)
-class Figures:
-    """One conflict's figures at the watermark (SPEC §3's rounding): `Engine.figures`."""
+class Figures(NamedTuple):
+    """One conflict's figures at the watermark (SPEC §3's rounding): `Engine.figures`.
+
+    The same fields, in the same order, as the middle of `AlertRecord`, which is built
+    from them (``AlertRecord(key, status, severity, client, vendor, rival, *figures, ...)``).
+    """
 
     stake: float
     controlled: bool
@@ -34,6 +37,18 @@ class Figures:
     active_contracts: tuple[str, ...]
     data_classes: tuple[str, ...]
     spend_365d: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as the alert record's JSON shows them."""
+        return {
+            "stake": self.stake,
+            "controlled": self.controlled,
+            "pending": self.pending,
+            "paths": [{"path": list(p), "stake": s} for p, s in self.paths],
+            "active_contracts": list(self.active_contracts),
+            "data_classes": list(self.data_classes),
+            "spend_365d": self.spend_365d,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +69,18 @@ class AlertRecord:
     event_id: str
     event_time: str
 
+    @property
+    def figures(self) -> Figures:
+        return Figures(
+            self.stake,
+            self.controlled,
+            self.pending,
+            self.paths,
+            self.active_contracts,
+            self.data_classes,
+            self.spend_365d,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "dedup_key": self.dedup_key,
@@ -62,13 +89,7 @@ class AlertRecord:
             "client": self.client,
             "vendor": self.vendor,
             "rival": self.rival,
-            "stake": self.stake,
-            "controlled": self.controlled,
-            "pending": self.pending,
-            "paths": [{"path": list(p), "stake": s} for p, s in self.paths],
-            "active_contracts": list(self.active_contracts),
-            "data_classes": list(self.data_classes),
-            "spend_365d": self.spend_365d,
+            **self.figures.to_dict(),
             "event_id": self.event_id,
             "event_time": self.event_time,
         }

@@ -8,13 +8,13 @@ so a query and the alert it explains never disagree.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from streams.engine import Engine
 from streams.engine.ownership import Exposure
+from streams.engine.records import format_micros
 
 __all__ = [
     "SEVERITY_RANK",
@@ -31,7 +31,6 @@ __all__ = [
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 SEVERITY_RANK = {"critical": 0, "high": 1, "warning": 2}
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class NotFound(LookupError):
@@ -40,9 +39,7 @@ class NotFound(LookupError):
 
 def iso_micros(t: int | None) -> str | None:
     """RFC 3339 (UTC, ``Z``) of an engine time in microseconds, as alert records print it."""
-    if t is None:
-        return None
-    return (_EPOCH + dt.timedelta(microseconds=t)).isoformat().replace("+00:00", "Z")
+    return None if t is None else format_micros(t)
 
 
 def watermark(engine: Engine) -> str | None:
@@ -115,11 +112,5 @@ def conflict_figures(
         "rival": rival,
         "open": state is not None,
         "severity": None if state is None else state.severity,
-        "stake": f.stake,
-        "controlled": f.controlled,
-        "pending": f.pending,
-        "paths": [{"path": list(p), "stake": s} for p, s in f.paths],
-        "active_contracts": list(f.active_contracts),
-        "data_classes": list(f.data_classes),
-        "spend_365d": f.spend_365d,
+        **f.to_dict(),
     }

@@ -165,3 +165,16 @@ def test_snapshots_round_trip_and_other_layouts_are_refused():
         Engine.restore(pickle.dumps((SNAPSHOT_VERSION - 1, state)))
     with pytest.raises(ValueError, match="cannot be read"):
         Engine.restore(b"not a snapshot")
+
+
+def test_alert_records_carry_the_figures_fields_in_order() -> None:
+    """`Engine._record` builds an AlertRecord positionally from `Figures`: the figures'
+    fields must be the record's, in the same order, between `rival` and `event_id`."""
+    import dataclasses
+
+    from streams.engine import AlertRecord, Figures
+
+    names = [f.name for f in dataclasses.fields(AlertRecord)]
+    start = names.index("rival") + 1
+    assert tuple(names[start : start + len(Figures._fields)]) == Figures._fields
+    assert names[start + len(Figures._fields)] == "event_id"
