@@ -487,11 +487,9 @@ class Metrics:
         if not counts:
             return
         for (topic, event_type), n in counts.items():
-            labels = (self._topic(topic), self._type(event_type), self._outcome("applied"))
-            self.events_consumed.labels(*labels).inc(n)
+            self._consumed(topic, event_type, "applied", n)
         for topic, values in latencies.items():
             observe_many(self.processing_latency.labels(self._topic(topic)), values)
-        self.last_event.set(self._clock())
 
     def observe_rejected(
         self, topic: str, event_type: str | None, reason: str, *, dead_lettered: bool = True
@@ -516,9 +514,9 @@ class Metrics:
         """A record written to the dead-letter topic without being consumed as an event."""
         self.dead_letters.labels(self._topic(topic), self._reason(reason)).inc()
 
-    def _consumed(self, topic: str, event_type: str | None, outcome: str) -> None:
+    def _consumed(self, topic: str, event_type: str | None, outcome: str, n: int = 1) -> None:
         labels = (self._topic(topic), self._type(event_type), self._outcome(outcome))
-        self.events_consumed.labels(*labels).inc()
+        self.events_consumed.labels(*labels).inc(n)
         self.last_event.set(self._clock())
 
     # -- alerts ---------------------------------------------------------------------------
