@@ -42,7 +42,7 @@ from alerts.kafka_log import KafkaNotificationLog
 from alerts.record import AlertRecord
 from alerts.routing import AlertsConfig
 from alerts.setup import build_channels
-from streams.agents.membership import MemberSlot, claim_slot, member_id_of, reuse_member_id
+from streams.agents.membership import MemberSlot, member_id_of, start_as_member
 from streams.agents.worker import QUIET
 from streams.topics import TopicNames, default_topics, ensure_topics
 
@@ -185,10 +185,7 @@ class DeliveryAgent:
             fetch_max_wait_ms=o.fetch_max_wait_ms,
             **o.client,
         )
-        if o.member_dir is not None:
-            self._slot = claim_slot(o.member_dir, o.group_id)
-        await self._consumer.start()
-        reuse_member_id(self._consumer, self._slot)  # before subscribing starts the join
+        self._slot = await start_as_member(self._consumer, o.member_dir, o.group_id)
         self._consumer.subscribe([o.names.alerts], listener=_Listener(self))
         self._tasks = [
             asyncio.create_task(self._run(), name="delivery-loop"),

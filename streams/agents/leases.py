@@ -20,7 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.partitioner import murmur2
 
-from streams.agents.membership import claim_slot, member_id_of, reuse_member_id
+from streams.agents.membership import member_id_of, start_as_member
 
 __all__ = ["LeaseKeeper", "lease_of"]
 
@@ -100,10 +100,7 @@ class LeaseKeeper:
             self._slot.record(self.member_id)
 
     async def start(self) -> None:
-        if self._member_dir is not None:
-            self._slot = claim_slot(self._member_dir, self._group_id)
-        await self._consumer.start()
-        reuse_member_id(self._consumer, self._slot)
+        self._slot = await start_as_member(self._consumer, self._member_dir, self._group_id)
         self._consumer.subscribe([self._topic], listener=self._listener)
         self._task = asyncio.create_task(self._poll(), name="lease-keeper")
 

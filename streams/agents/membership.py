@@ -28,7 +28,7 @@ from pathlib import Path
 
 import structlog
 
-__all__ = ["MemberSlot", "claim_slot", "member_id_of", "reuse_member_id"]
+__all__ = ["MemberSlot", "claim_slot", "member_id_of", "reuse_member_id", "start_as_member"]
 
 log = structlog.get_logger(__name__)
 
@@ -106,3 +106,13 @@ def reuse_member_id(consumer, slot: MemberSlot | None) -> bool:
 def member_id_of(consumer) -> str:
     coordinator = getattr(consumer, "_coordinator", None)
     return getattr(coordinator, "member_id", "") or ""
+
+
+async def start_as_member(consumer, member_dir: Path | None, group_id: str) -> MemberSlot | None:
+    """Start `consumer` (subscribe it afterwards: subscribing starts the join) so that its
+    first JoinGroup presents the id a crashed predecessor left in `member_dir`, if any;
+    the claimed slot, to `record` each join's id in and `release` on a graceful stop."""
+    slot = None if member_dir is None else claim_slot(member_dir, group_id)
+    await consumer.start()
+    reuse_member_id(consumer, slot)
+    return slot
