@@ -50,7 +50,7 @@ async def _worker(args: dict[str, Any]) -> dict[str, Any]:
     (exact, whatever the batch size), not from an earlier guess of when it began."""
     from prometheus_client import CollectorRegistry
 
-    from streams.agents.worker import Worker, WorkerOptions
+    from streams.agents.worker import Worker, WorkerOptions, tune_gc
     from streams.logging import configure_logging
     from streams.metrics import Metrics
     from streams.topics import TopicNames
@@ -63,6 +63,7 @@ async def _worker(args: dict[str, Any]) -> dict[str, Any]:
         group_id=args["group"],
         **args.get("options", {}),
     )
+    tune_gc()  # as `stakewatch worker` (streams.agents.runner.serve) does
     worker = Worker(options, Metrics(CollectorRegistry()))
     expected = args["expected"]
     await worker.start()

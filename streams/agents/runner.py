@@ -15,7 +15,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from streams.agents.delivery import DeliveryAgent, DeliveryOptions
-from streams.agents.worker import Worker, WorkerOptions
+from streams.agents.worker import Worker, WorkerOptions, tune_gc
 from streams.metrics import Metrics
 from streams.web import build_app
 
@@ -43,6 +43,7 @@ async def serve(
     be published again. So the process replaces itself with a fresh ``stakewatch worker``
     (exec, no graceful stop that would flush into it): that one waits for the refill
     (broker.lock), finds no snapshot, replays and reconciles (docs/reliability.md)."""
+    tune_gc()
     metrics = Metrics(CollectorRegistry())
     worker = Worker(options, metrics)
     agent = DeliveryAgent(delivery, metrics) if delivery is not None else None

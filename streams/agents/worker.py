@@ -60,7 +60,7 @@ from streams.events.fast import fast_decode, flatten
 from streams.metrics import Metrics
 from streams.topics import TopicNames, default_topics, ensure_topics
 
-__all__ = ["Worker", "WorkerOptions"]
+__all__ = ["Worker", "WorkerOptions", "tune_gc"]
 
 log = structlog.get_logger("stakewatch.worker")
 
@@ -150,7 +150,6 @@ class Worker:
     async def start(self) -> None:
         o = self.options
         self._set_state("starting")
-        _tune_gc()
         await ensure_topics(
             o.bootstrap, default_topics(self.names.prefix, o.partitions), client=o.client
         )
@@ -783,11 +782,13 @@ def alert_headers(cause: Any) -> list[tuple[str, bytes]]:
     return headers
 
 
-def _tune_gc() -> None:
-    """The worker's heap is millions of long-lived objects (the state) and a stream of
-    short-lived ones (records). With CPython's defaults a young collection runs every 700
-    allocations and a full one often enough to rescan the state again and again; these
-    thresholds cut the collector's share of the hot path (+8 % events/s on 1M events)."""
+def tune_gc() -> None:
+    """Collector thresholds for a process that runs a worker (`serve`, the bench's worker
+    peer; process-wide, so not the `Worker`'s to set). The worker's heap is millions of
+    long-lived objects (the state) and a stream of short-lived ones (records). With
+    CPython's defaults a young collection runs every 700 allocations and a full one often
+    enough to rescan the state again and again; these thresholds cut the collector's share
+    of the hot path (+8 % events/s on 1M events)."""
     gc.set_threshold(200_000, 50, 1000)
 
 
