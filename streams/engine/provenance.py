@@ -24,19 +24,18 @@ _SPEND_KEPT = 5  # most recent spend events remembered per client–vendor pair
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """One event, as an explanation cites it. ``time`` is kept as microseconds since the
-    epoch and written out only when cited (snapshots from before hold the string)."""
+    epoch and written out only when cited."""
 
     id: str
     source: str
-    time: int | str
+    time: int
     type: str
 
     def to_dict(self) -> dict[str, str]:
-        t = self.time
         return {
             "id": self.id,
             "source": self.source,
-            "time": format_micros(t) if isinstance(t, int) else t,
+            "time": format_micros(self.time),
             "type": self.type,
         }
 
@@ -55,7 +54,7 @@ class Provenance:
         self.stakes: dict[tuple[str, str], tuple[Evidence | None, Evidence | None]] = {}
         self.contracts: dict[str, list[Evidence]] = {}  # contract_id -> sign, amends, end
         self.rivalries: dict[tuple[str, str], Evidence] = {}  # sorted pair -> last event
-        # (client, vendor) -> recent spend as (id, source, micros) (or Evidence, if older)
+        # (client, vendor) -> recent spend as (id, source, micros)
         self.spend: dict[tuple[str, str], deque] = {}
         self.spend_events: dict[tuple[str, str], int] = {}
 
@@ -116,8 +115,5 @@ class Provenance:
     def recent_spend(self, client: str, vendor: str) -> tuple[list[Evidence], int]:
         """The last few spend events of a pair and how many there were in all."""
         pair = (client, vendor)
-        recent = [
-            e if isinstance(e, Evidence) else Evidence(e[0], e[1], e[2], "spend.recorded")
-            for e in self.spend.get(pair, ())
-        ]
+        recent = [Evidence(*e, "spend.recorded") for e in self.spend.get(pair, ())]
         return recent, self.spend_events.get(pair, 0)
