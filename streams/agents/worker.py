@@ -731,16 +731,10 @@ class Worker:
         if now - self._last_export < 1.0:
             return
         self._last_export = now
-        now_us = self.engine.watermark
-        spend = self.engine.rel.spend_365d
+        spend = self.engine.spend_365d
         # spend moves without a transition (no alert record), so refresh the figure here
         m.set_conflicts(
-            mine
-            if now_us is None
-            else [
-                dataclasses.replace(r, spend_365d=round(spend(r.client, r.vendor, now_us), 2))
-                for r in mine
-            ]
+            [dataclasses.replace(r, spend_365d=spend(r.client, r.vendor)) for r in mine]
         )
         m.set_table_sizes(
             {

@@ -507,8 +507,14 @@ class Engine:
             paths=tuple((p, s) for s, p in shown),
             active_contracts=tuple(c.contract_id for c in contracts),
             data_classes=tuple(sorted({dc for c in contracts for dc in c.data_classes})),
-            spend_365d=0.0 if now is None else round(self.rel.spend_365d(client, vendor, now), 2),
+            spend_365d=self.spend_365d(client, vendor),
         )
+
+    def spend_365d(self, client: str, vendor: str) -> float:
+        """The pair's spend_365d at the watermark, rounded as alert records print it (alone:
+        spend moves without a transition, and the worker refreshes it for the dashboards)."""
+        now = self.watermark
+        return 0.0 if now is None else round(self.rel.spend_365d(client, vendor, now), 2)
 
     @property
     def today(self) -> int | None:
