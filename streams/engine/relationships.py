@@ -213,12 +213,8 @@ class Relationships:
         ids = p.ids
         if type(ids) is str:  # one contract: the common case
             c = contracts[ids]
-            return [c] if not c.terminated and (c.ends_on is None or c.ends_on >= today) else []
-        found = []
-        for cid in ids:
-            c = contracts[cid]
-            if not c.terminated and (c.ends_on is None or c.ends_on >= today):  # c.active()
-                found.append(c)
+            return [c] if c.active(today) else []
+        found = [c for cid in ids if (c := contracts[cid]).active(today)]
         if len(found) > 1:
             found.sort(key=_contract_id)
         return found
@@ -241,13 +237,7 @@ class Relationships:
         return math.fsum(p.amounts[start:])
 
     def is_active(self, client: str, vendor: str, now: int) -> bool:
-        p = self.pairs.get((client, vendor))
-        if p is None:
-            return False
-        if p.ids:
-            today = now // DAY_US
-            return any(self.contracts[cid].active(today) for cid in p.contracts)
-        return bool(p.times) and p.times[-1] > now - self.window_us
+        return self.activity(client, vendor, now) is not None
 
     def clients_of(self, vendor: str) -> Collection[str]:
         """Every client that ever dealt with `vendor` (a tuple or a set; do not change it)."""
