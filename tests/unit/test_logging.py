@@ -9,7 +9,7 @@ import urllib.parse
 
 import pytest
 import structlog
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from mode.utils.logging import setup_logging as mode_setup_logging
 
@@ -208,6 +208,7 @@ def test_faust_worker_logging_setup_keeps_our_handler() -> None:
     assert [r["event"] for r in records] == [f"routing key {MASK}", "still json"]
 
 
+@settings(deadline=None)  # as every property test here: timing is not the property
 @given(
     st.lists(
         st.sampled_from(
