@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from streams.kafka import make_consumer
 from streams.publish import TopicMissingError
@@ -39,8 +39,10 @@ async def tail_alerts(
     on_ready: Callable[[], None] | None = None,
     handle_signals: bool = False,
     client: Mapping[str, Any] | None = None,
+    render: Callable[[ConsumerRecord], bytes] | None = None,
 ) -> int:
     """Write each record's value as one line to ``out``; return how many were written.
+    ``render`` turns a record into its line instead (``stakewatch dead-letters``).
 
     ``idle=None`` follows until cancelled (or SIGINT/SIGTERM with ``handle_signals``);
     otherwise returns after ``idle`` seconds with no new record. ``on_ready`` is called once
@@ -58,9 +60,9 @@ async def tail_alerts(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=FETCH_WAIT_MS,
     )
-    await consumer.start()
     written = 0
     try:
+        await consumer.start()  # inside the try: a failed start is stopped too (no "Unclosed")
         if topic not in await consumer.topics():  # a named metadata request would create it
             raise TopicMissingError(
                 f"topic {topic!r} does not exist; run `stakewatch topics create`"
@@ -88,7 +90,9 @@ async def tail_alerts(
                     await fetch
                 break
             batches = fetch.result()
-            lines = [_line(r.value) for tp in tps for r in batches.get(tp, ())]
+            lines = [
+                render(r) if render else _line(r.value) for tp in tps for r in batches.get(tp, ())
+            ]
             if lines:
                 out.write(b"".join(lines))
                 out.flush()

@@ -24,9 +24,33 @@ _T = TypeVar("_T")
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
+    # Markdown: a docstring paragraph wrapped at the source's line length reads as one
+    # paragraph, re-wrapped to the terminal, instead of breaking mid-sentence.
+    rich_markup_mode="markdown",
     help="Stakewatch: conflicts of interest in AI supply chains, as they happen.",
 )
 err = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"stakewatch {version('stakewatch')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Stakewatch: conflicts of interest in AI supply chains, as they happen."""
+
 
 ConfigOpt = Annotated[
     Path | None,
@@ -35,11 +59,7 @@ ConfigOpt = Annotated[
 
 
 def _engine(config: Path | None) -> Engine:
-    try:
-        return Engine(load_config(config))
-    except ConfigError as exc:
-        err.print(f"[red]bad configuration[/red]: {exc}")
-        raise typer.Exit(2) from None
+    return Engine(_config(config))
 
 
 BrokerOpt = Annotated[
@@ -51,6 +71,32 @@ BrokerOpt = Annotated[
         show_default=False,
     ),
 ]
+EmbeddedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--embedded",
+        help="Use the data dir's embedded broker, starting a private one for this command if "
+        "none runs, even while a worker or broker runs elsewhere (refused otherwise).",
+    ),
+]
+
+
+@contextlib.asynccontextmanager
+async def _session(settings: Settings, embedded: bool, private: str = "") -> Any:
+    """``broker_session`` for a command: an external broker must answer, a private embedded
+    broker is refused while something runs elsewhere (``--embedded`` allows it), and one
+    started for this command is said so (``private``: what that means for the command)."""
+    from streams.connect import broker_session
+
+    async with broker_session(settings, private_ok=embedded, probe=True) as conn:
+        if conn.owner:
+            err.print(
+                f"note: no broker was running on data dir {settings.data_dir}, so this command "
+                f"started a private embedded broker that stops when it ends{private}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        yield conn
 
 
 def _settings(broker: str | None = None) -> Settings:
@@ -65,7 +111,7 @@ def _settings(broker: str | None = None) -> Settings:
     except (SettingsError, ValueError) as exc:
         name, _, rest = str(exc).partition(": ")
         message = rest if rest.startswith(f"{name}=") else str(exc)  # no "X: X='v': ..."
-        err.print(f"[red]bad setting[/red] {message}", highlight=False, soft_wrap=True)
+        err.print(message, highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(2) from None
 
 
@@ -83,13 +129,13 @@ def _run(coro: Coroutine[Any, Any, _T]) -> _T:
     try:
         return asyncio.run(terminable(coro))
     except SettingsError as exc:
-        err.print(f"[red]bad setting[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(str(exc), highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(2) from None
     except BrokenPipeError:
         raise  # the reader went away (`| head`): the command decides
     except (BrokerError, TopicMissingError, TopicMismatchError, KafkaError, OSError) as exc:
         text = str(exc) or type(exc).__name__
-        err.print(f"[red]error[/red]: {text}", highlight=False, soft_wrap=True)
+        err.print(f"error: {text}", highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -180,9 +226,10 @@ def bench(
     ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write figures here.")] = None,
 ) -> None:
-    """Measure and print the figures: the engine alone, then the worker beside a raw
-    consumer, faust and Quix Streams on one broker and one generated stream, alert latency,
-    recovery and rebuild (docs/performance.md)."""
+    """Measure throughput, latency, recovery and rebuild figures (docs/performance.md).
+
+    The engine alone, then the worker beside a raw consumer, faust and Quix Streams on one
+    broker and one generated stream, alert latency, recovery and rebuild."""
     from streams.bench_stream import run_bench
 
     both = engine == stream  # neither flag, or both: everything
@@ -199,16 +246,34 @@ def bench(
 
 
 def _load_state(file: str, config: Path | None):
-    """Apply FILE as backtest does, keeping the evidence explanations cite."""
+    """Apply FILE as backtest does, keeping the evidence explanations cite; each line it
+    skipped is said on stderr (line number and reason), as backtest's summary counts them."""
     from streams.query import load_lines
 
     engine_config = _config(config)
     try:
         with sys.stdin.buffer if file == "-" else open(file, "rb") as source:
-            return load_lines(source, engine_config)
+            state = load_lines(source, engine_config)
     except OSError as exc:
         err.print(f"[red]cannot read {file}[/red]: {exc.strerror}")
         raise typer.Exit(1) from None
+    for number, rejection in state.skipped:
+        _say_rejected(file, number, rejection)
+    if state.rejected > len(state.skipped):
+        err.print(f"… and {state.rejected - len(state.skipped)} more", highlight=False)
+    if state.rejected:
+        err.print(
+            f"skipped {state.rejected} of {state.rejected + state.applied} lines of {file}",
+            highlight=False,
+            markup=False,
+        )
+    return state
+
+
+def _say_rejected(file: str, number: int, rejection: object) -> None:
+    """One line per rejected input line: ``FILE:LINE: code: detail`` (as compilers do, so
+    editors and terminals jump to it)."""
+    err.print(f"{file}:{number}: {rejection}", highlight=False, soft_wrap=True, markup=False)
 
 
 def _print_json(doc: Any) -> None:
@@ -251,8 +316,9 @@ def whatif(
     ],
     config: ConfigOpt = None,
 ) -> None:
-    """Conflicts that would open, change and close if HYPOTHETICAL followed FILE (as POST
-    /v1/what-if); time defaults to FILE's watermark."""
+    """What HYPOTHETICAL events would open, change and close after FILE (as POST /v1/what-if).
+
+    An event's time defaults to FILE's watermark."""
     from streams.query import BadHypothesis, what_if
     from streams.query.offline import read_hypotheses
 
@@ -329,12 +395,13 @@ def topics_create(
         ),
     ] = None,
     broker: BrokerOpt = None,
+    embedded: EmbeddedOpt = False,
 ) -> None:
     """Create the topics (idempotent): print which existed and which were created."""
     from streams.connect import create_topics
 
     settings = _settings(broker)
-    created, existing = _run(create_topics(settings, partitions))
+    created, existing = _run(create_topics(settings, partitions, private_ok=embedded, probe=True))
     out = Console(highlight=False)
     for name in existing:
         out.print(f"exists  {name}")
@@ -361,18 +428,24 @@ def replay(
             "as told and sent to no receiver.",
         ),
     ] = False,
+    dead_letter: Annotated[
+        Path | None,
+        typer.Option("--dead-letter", help="Also write rejected lines and reasons here."),
+    ] = None,
     broker: BrokerOpt = None,
+    embedded: EmbeddedOpt = False,
 ) -> None:
     """Publish NDJSON events to their topics, keyed and timestamped with event time.
 
     Lines that do not decode go to the dead-letter topic with their original bytes and the
-    reason. Checks that need state (unknown contract, duplicates) are the worker's. Prints
-    the counts when done; a progress bar on a terminal. With --no-deliver every event
-    carries the header stakewatch-deliver=no (see docs/alerts.md).
+    reason, and each is named on stderr (`FILE:LINE: code: detail`). Checks that need state
+    (unknown contract, duplicates) are the worker's: `stakewatch dead-letters` shows those
+    too. Prints the counts when done; a progress bar on a terminal. With `--no-deliver`
+    every event carries the header `stakewatch-deliver: no` (docs/alerts.md).
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeElapsedColumn
 
-    from streams.connect import broker_session
+    from streams.backtest import dead_letter_line
     from streams.replay import format_summary
     from streams.replay import replay as run_replay
 
@@ -382,6 +455,13 @@ def replay(
     except OSError as exc:
         err.print(f"[red]cannot read {file}[/red]: {exc.strerror}")
         raise typer.Exit(1) from None
+    dl = open(dead_letter, "wb") if dead_letter else None  # noqa: SIM115
+
+    def rejected(number: int, raw: bytes, rejection: Any) -> None:
+        _say_rejected(file, number, rejection)
+        if dl is not None:
+            dl.write(dead_letter_line(raw, rejection, line=number))
+
     total = None if file == "-" else os.fstat(source.fileno()).st_size
     bar = Progress(
         "replay", BarColumn(), DownloadColumn(), TimeElapsedColumn(), console=err, transient=True
@@ -389,7 +469,8 @@ def replay(
     task = bar.add_task("replay", total=total)
 
     async def go() -> Any:
-        async with broker_session(settings) as conn:
+        archived = "; the events are archived there and reach the next broker started on it"
+        async with _session(settings, embedded, archived) as conn:
             return await run_replay(
                 conn,
                 source,
@@ -397,6 +478,7 @@ def replay(
                 rate=rate,
                 progress=lambda n: bar.advance(task, n),
                 deliver=not no_deliver,
+                on_rejected=rejected,
             )
 
     try:
@@ -405,6 +487,8 @@ def replay(
     finally:
         if source is not sys.stdin.buffer:
             source.close()
+        if dl is not None:
+            dl.close()
     if json_summary:
         sys.stdout.buffer.write(orjson.dumps(summary.as_dict()) + b"\n")
     else:
@@ -424,15 +508,15 @@ def alerts(
         ),
     ] = None,
     broker: BrokerOpt = None,
+    embedded: EmbeddedOpt = False,
 ) -> None:
     """Print alert records from the alerts topic, one JSON object per line.
 
-    Without --from-beginning only records that arrive from now on are printed. With neither
-    --follow nor --until-idle: `alerts` follows (like tail -f) and `alerts --from-beginning`
-    prints what is there and exits after 2 s with nothing new.
+    Without `--from-beginning` only records that arrive from now on are printed. With neither
+    `--follow` nor `--until-idle`: `alerts` follows (like tail -f) and `alerts
+    --from-beginning` prints what is there and exits after 2 s with nothing new.
     """
     from streams.alerts_tail import tail_alerts
-    from streams.connect import broker_session
 
     if follow and until_idle is not None:
         err.print("[red]bad options[/red]: --follow and --until-idle exclude each other")
@@ -443,7 +527,8 @@ def alerts(
     out = sys.stdout.buffer
 
     async def go() -> int:
-        async with broker_session(settings) as conn:
+        nothing = ", so it has no alerts: run `stakewatch broker` and a worker first"
+        async with _session(settings, embedded, nothing) as conn:
             return await tail_alerts(
                 conn.bootstrap,
                 conn.names.alerts,
@@ -460,6 +545,46 @@ def alerts(
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+@app.command("dead-letters")
+def dead_letters(
+    follow: Annotated[bool, typer.Option("--follow", help="Keep printing until Ctrl-C.")] = False,
+    broker: BrokerOpt = None,
+    embedded: EmbeddedOpt = False,
+) -> None:
+    """Print the rejected records of the dead-letter topic, one JSON object per line.
+
+    Each has the `reason` and its `code`, where the record came from (`source_topic`,
+    `source_partition`, `source_offset` for the worker's; `source_line`, `source_file` for
+    replay's) and the `original` bytes as text (`original_base64` when not UTF-8): the shape
+    `backtest --dead-letter` writes. Prints what is there and exits after 2 s with nothing
+    new, or follows with `--follow`.
+    """
+    from streams.alerts_tail import tail_alerts
+    from streams.deadletter import dead_letter_json
+
+    settings = _settings(broker)
+    out = sys.stdout.buffer
+
+    async def go() -> int:
+        archived = "; it holds the dead letters archived on that data dir"
+        async with _session(settings, embedded, archived) as conn:
+            return await tail_alerts(
+                conn.bootstrap,
+                conn.names.dead_letter,
+                out,
+                from_beginning=True,
+                idle=None if follow else 2.0,
+                handle_signals=True,
+                client=conn.client_options,
+                render=lambda r: dead_letter_json(r.value, r.headers),
+            )
+
+    try:
+        _run(go())
+    except BrokenPipeError:  # `stakewatch dead-letters | head`: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 @app.command()
 def worker(
     broker: Annotated[
@@ -469,11 +594,17 @@ def worker(
         int | None, typer.Option("--web-port", help="Port for /metrics, /healthz, /v1.")
     ] = None,
     config: ConfigOpt = None,
+    embedded: EmbeddedOpt = False,
 ) -> None:
-    """Run the stream worker: input topics → engine → alerts; stops cleanly on SIGTERM."""
+    """Run the stream worker: input topics → engine → alerts; stops cleanly on SIGTERM.
+
+    An external broker that does not answer is waited for (retrying with a growing pause,
+    each try logged); a worker started before its broker simply starts late.
+    """
     from streams.agents.worker_cli import run_worker
 
-    raise typer.Exit(run_worker(broker=broker, web_port=web_port, config=_config(config)))
+    code = run_worker(broker=broker, web_port=web_port, config=_config(config), embedded=embedded)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -483,12 +614,25 @@ def rebuild(
         str | None,
         typer.Option("--from", help="RFC 3339 time: apply only events stamped at/after it."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Write the reset marker even though workers look alive (see above)."
+        ),
+    ] = False,
+    embedded: EmbeddedOpt = False,
 ) -> None:
-    """Rebuild all state from the event topics at the workers' next start (stop them first)."""
+    """Rebuild all state from the event topics at the workers' next start.
+
+    Stop the workers first: a running worker's next snapshot (at the latest the one it
+    writes when it stops) would supersede the reset marker, and nothing would be rebuilt.
+    So this refuses while a worker of the group is alive (this host's workers, and on an
+    external broker the group's members), and checks again after writing the marker.
+    `--force` writes it anyway (for a member the broker still lists after it died).
+    """
     import datetime as dt
 
-    from streams.connect import broker_session
-    from streams.rebuild import request_rebuild
+    from streams.rebuild import live_workers, request_rebuild
 
     when = None
     if since is not None:
@@ -502,16 +646,48 @@ def rebuild(
             raise typer.Exit(2)
     settings = _settings(broker)
 
-    async def go() -> None:
-        async with broker_session(settings) as conn:
+    async def go() -> int:
+        async with _session(settings, embedded) as conn:
+
+            async def alive() -> list[str]:
+                return await live_workers(
+                    conn.bootstrap,
+                    settings.group_id,
+                    embedded=conn.embedded,
+                    data_dir=settings.data_dir.resolve(),
+                    client=conn.client_options,
+                )
+
+            running = [] if force else await alive()
+            if running:
+                err.print(
+                    f"not rebuilding: {len(running)} worker(s) of group {settings.group_id} "
+                    f"look alive ({'; '.join(running)}). Stop them first, then rebuild, then "
+                    "start them (their next snapshot would supersede the reset marker).",
+                    highlight=False,
+                    soft_wrap=True,
+                    markup=False,
+                )
+                return 1
             marker = await request_rebuild(conn.bootstrap, conn.names, when, conn.client_options)
+            late = [] if force else await alive()
+            if late:
+                err.print(
+                    f"a worker started while the reset marker was written ({'; '.join(late)}): "
+                    "its snapshots may supersede it. Stop it and run rebuild again.",
+                    highlight=False,
+                    soft_wrap=True,
+                    markup=False,
+                )
+                return 1
             typer.echo(
                 f"rebuild requested ({marker.snapshot_id}, leases {sorted(marker.leases)}"
                 + (f", from {since}" if since else "")
                 + "): start the workers; they replay the event topics and reconcile alerts."
             )
+            return 0
 
-    _run(go())
+    raise typer.Exit(_run(go()))
 
 
 @app.command()
@@ -546,8 +722,9 @@ def chaos(
         Path | None, typer.Option("--work-dir", help="Logs and data (default: a temp dir).")
     ] = None,
 ) -> None:
-    """Break things on purpose (worker kill -9, broker pause/restart, failing receivers) on
-    a private broker and check nothing was lost or delivered twice; exit 1 if anything was."""
+    """Break things on purpose and check nothing was lost or delivered twice (exit 1 if so).
+
+    Worker `kill -9`, broker pause and restart, failing receivers, on a private broker."""
     from rich.table import Table
 
     from streams.chaos import command
@@ -587,10 +764,11 @@ def chaos(
 
 
 def _config(path: Path | None):
+    """The rule set; a bad one exits 2 with a line that starts with the setting's name."""
     try:
         return load_config(path)
     except ConfigError as exc:
-        err.print(f"[red]bad configuration[/red]: {exc}")
+        err.print(str(exc), highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(2) from None
 
 

@@ -6,6 +6,12 @@ one, and a command that finds none starts it, creates the topics, refills it fro
 (Tansu keeps nothing on disk) and stops it when the command ends. A lock file makes
 concurrent starters agree on one broker; it is held while a broker starts and refills, so
 nobody uses a half-filled broker.
+
+Two traps are closed here. A command about to start a *private* broker while a worker or
+another embedded broker runs elsewhere for this user (``streams.running``) refuses, since
+its events would go where nothing looks, unless told to (``private_ok``, ``--embedded``).
+And an external broker that does not answer is one line naming the address (``probe``),
+not a client library's traceback.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from streams.archive import Archive, ReadStats
 from streams.broker import BrokerError, EmbeddedBroker
 from streams.kafka import client_options
 from streams.publish import Publisher, make_producer
+from streams.running import hidden_from, register, unregister
+from streams.running import pid_alive as _pid_alive
 from streams.settings import Settings, SettingsError
 from streams.signals import on_signals
 from streams.topics import TopicNames, TopicSpec, default_topics, ensure_topics
@@ -35,11 +43,14 @@ from streams.topics import TopicNames, TopicSpec, default_topics, ensure_topics
 __all__ = [
     "BROKER_FILE",
     "BrokerBusyError",
+    "BrokerUnreachableError",
     "Connection",
+    "DetourError",
     "RefillStats",
     "broker_session",
     "create_topics",
     "live_broker",
+    "probe_broker",
     "refill",
     "serve_broker",
 ]
@@ -52,6 +63,14 @@ REFILL_CHUNK = 10_000
 
 class BrokerBusyError(BrokerError):
     """``stakewatch broker`` found an embedded broker already running on this data dir."""
+
+
+class BrokerUnreachableError(BrokerError):
+    """The external broker does not accept connections (the message says what to check)."""
+
+
+class DetourError(BrokerError):
+    """Starting a private embedded broker would hide this command's work (see module doc)."""
 
 
 @dataclass(slots=True)
@@ -88,16 +107,25 @@ async def broker_session(
     listen: str | None = None,
     partitions: int | None = None,
     exclusive: bool = False,
+    private_ok: bool = True,
+    probe: bool = False,
+    listed: bool = True,
 ) -> AsyncIterator[Connection]:
     """Yield a ``Connection``; stop the embedded broker at exit if this session started it.
 
     ``listen`` picks the embedded broker's address (default: a free loopback port),
     ``partitions`` the input topics' partition count when this session creates them, and
     ``exclusive`` (``stakewatch broker``) refuses to share an already running broker.
+    ``private_ok=False`` refuses to start a private broker that what runs elsewhere would
+    never see (``DetourError``); ``probe`` checks an external broker answers first;
+    ``listed=False`` keeps a broker it starts out of ``streams.running`` (the demo's, on a
+    throwaway data dir, is nobody else's business).
     """
     names = TopicNames(settings.topic_prefix)
     if settings.bootstrap:
         options = client_options(settings)  # a bad certificate fails here, named
+        if probe:
+            await probe_broker(settings.bootstrap)
         yield Connection(
             settings.bootstrap, embedded=False, archive=None, names=names, client_options=options
         )
@@ -115,11 +143,24 @@ async def broker_session(
                 )
             conn = Connection(running["bootstrap"], True, archive, names, pid=running["pid"])
         else:
+            if not private_ok and not exclusive:
+                _refuse_detour(data_dir)
             broker = EmbeddedBroker(listen, log_dir=data_dir / "logs")
             await asyncio.to_thread(broker.start)
             try:
                 conn = await _prepare(broker, archive, names, partitions)
                 _write_broker_file(data_dir, broker)
+                entry = (
+                    register(
+                        "broker",
+                        bootstrap=broker.bootstrap,
+                        data_dir=data_dir,
+                        embedded=True,
+                        pid=broker.pid or 0,
+                    )
+                    if listed
+                    else None
+                )
             except BaseException:
                 await asyncio.to_thread(broker.stop)
                 raise
@@ -128,8 +169,66 @@ async def broker_session(
     finally:
         if broker is not None:
             async with _locked(data_dir):
+                unregister(entry)
                 _remove_broker_file(data_dir, broker.pid)
                 await asyncio.to_thread(broker.stop)
+
+
+def _refuse_detour(data_dir: Path) -> None:
+    """Raise ``DetourError`` when a private broker on ``data_dir`` would go unseen."""
+    blank = os.environ.get("STAKEWATCH_BROKER")
+    if blank is not None and not blank.strip():
+        raise DetourError(
+            "STAKEWATCH_BROKER is set but empty, so this command would start a private "
+            f"embedded broker on {data_dir}; set it to kafka://HOST:PORT, unset it, or pass "
+            "--embedded to use the embedded broker"
+        )
+    others = hidden_from(data_dir)
+    if others:
+        seen = "; ".join(r.describe() for r in others)
+        hint = next((f"STAKEWATCH_DATA_DIR={r.data_dir}" for r in others if r.embedded), None)
+        hint = hint or f"--broker kafka://{others[0].bootstrap}"
+        raise DetourError(
+            f"no embedded broker runs on data dir {data_dir}, and a private one would be "
+            f"seen by nothing that runs: {seen}. Use {hint} to reach it, or --embedded to "
+            "start a private broker anyway"
+        )
+
+
+async def probe_broker(bootstrap: str, wait: float = 5.0) -> None:
+    """Raise ``BrokerUnreachableError`` unless some bootstrap address accepts a connection.
+
+    One line naming the address and what to check, instead of a client's retries and
+    traceback: the usual cause is a typo in the address or a broker that is not running."""
+    reasons = []
+    for entry in bootstrap.split(","):
+        host, _, port = entry.rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(host.strip("[]"), int(port)), wait
+            )
+        except TimeoutError:
+            reasons.append(f"{entry}: no answer in {wait:g}s")
+            continue
+        except OSError as exc:
+            reasons.append(f"{entry}: {_os_reason(exc)}")
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+    raise BrokerUnreachableError(
+        f"cannot reach the Kafka broker at {'; '.join(reasons)} — check that it runs and that "
+        "--broker or STAKEWATCH_BROKER names it (host:port of a listener this machine reaches)"
+    )
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return "unknown host"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return exc.strerror or type(exc).__name__
 
 
 async def _prepare(
@@ -214,23 +313,6 @@ def _listening(host: str, port: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs. A zombie does not: a killed broker nobody reaped (a container
-    whose PID 1 does not reap) would otherwise look alive for as long as the container runs,
-    and a successor listening on its port would pass for it."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return True  # no /proc (not Linux): trust kill(0)
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"Z", b"X")
 
 
 def _write_broker_file(data_dir: Path, broker: EmbeddedBroker) -> None:
@@ -321,7 +403,11 @@ async def serve_broker(
 
 
 async def create_topics(
-    settings: Settings, partitions: int | None = None
+    settings: Settings,
+    partitions: int | None = None,
+    *,
+    private_ok: bool = True,
+    probe: bool = False,
 ) -> tuple[list[str], list[str]]:
     """``stakewatch topics create``: ``(created, existing)`` default topic names.
 
@@ -329,7 +415,9 @@ async def create_topics(
     A session that had to start the embedded broker created the topics a moment before:
     those count as created, not as existing.
     """
-    async with broker_session(settings, partitions=partitions) as conn:
+    async with broker_session(
+        settings, partitions=partitions, private_ok=private_ok, probe=probe
+    ) as conn:
         specs = default_topics(settings.topic_prefix, partitions or 8)
         if conn.archive is not None and partitions is None:
             remembered = {s.name: s for s in conn.archive.topic_specs()}

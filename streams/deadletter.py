@@ -6,12 +6,15 @@ as it was; the headers carry a one-line reason and where the record came from.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from streams.events import Rejection
 
-__all__ = ["dead_letter_headers", "read_dead_letter"]
+__all__ = ["dead_letter_headers", "dead_letter_json", "read_dead_letter"]
 
 
 def dead_letter_headers(
@@ -43,3 +46,15 @@ def read_dead_letter(value: bytes | None, headers: Sequence[tuple[str, bytes]]) 
             doc[name] = int(doc[name])
     doc["original"] = value or b""
     return doc
+
+
+def dead_letter_json(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> bytes:
+    """A dead-letter record as one JSON line, in the shape ``backtest --dead-letter`` writes:
+    ``reason``, ``code``, where it came from, and the original (text, or base64)."""
+    doc = read_dead_letter(value, headers)
+    raw = doc.pop("original")
+    try:
+        doc["original"] = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        doc["original_base64"] = base64.b64encode(raw).decode("ascii")
+    return orjson.dumps(doc) + b"\n"

@@ -59,7 +59,7 @@ async def run_demo(
         console.rule("[bold]Stakewatch demo[/bold] — the Scale AI case")
         console.print("[dim]starting the embedded broker and the worker…[/dim]")
         settings = settings.model_copy(update={"topic_prefix": names.prefix})
-        async with broker_session(settings) as conn:
+        async with broker_session(settings, listed=False) as conn:
             return await _run(
                 conn.bootstrap, names, lines, pace, follow, console, conn.client_options
             )

@@ -9,21 +9,26 @@ the rebuilt state no longer has open. The notification log keeps receivers from 
 the same state twice, so a rebuild pages nobody for what they already know.
 
 Stop every worker first, then rebuild, then start them: a running worker's newer snapshots
-would supersede the marker. A changed rule set (``--config``) needs no rebuild: snapshots
-carry a fingerprint of their rules and a worker with other rules ignores them.
+(its periodic ones, and the one it writes when it stops) would supersede the marker and the
+rebuild would silently not happen. So ``stakewatch rebuild`` asks ``live_workers`` before and
+after writing it and refuses while any is alive. A changed rule set (``--config``) needs no
+rebuild: snapshots carry a fingerprint of their rules and a worker with other rules ignores
+them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from streams.agents.snapshots import Marker, SnapshotStore
-from streams.kafka import make_consumer, make_producer
+from streams.kafka import make_admin, make_consumer, make_producer
+from streams.running import running
 from streams.topics import TopicNames, default_topics, ensure_topics
 
-__all__ = ["request_rebuild"]
+__all__ = ["live_workers", "request_rebuild"]
 
 
 async def request_rebuild(
@@ -52,3 +57,38 @@ async def request_rebuild(
         return await store.write(producer, None, {}, leases, rules="*", since=since_ms)
     finally:
         await producer.stop()
+
+
+async def live_workers(
+    bootstrap: str,
+    group_id: str,
+    *,
+    embedded: bool,
+    data_dir: Path,
+    client: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Workers that look alive on this broker, described for a person.
+
+    Workers of this host are listed in ``streams.running`` (a live pid is proof). On an
+    external broker, the members the group coordinator lists count too (workers on other
+    hosts); Tansu keeps listing a member that left until the group rebalances, so the
+    embedded broker is asked nothing (all its workers are on this host anyway)."""
+    found = [
+        r.describe()
+        for r in running()
+        if r.role == "worker"
+        and ((r.embedded and r.data_dir == str(data_dir)) if embedded else r.bootstrap == bootstrap)
+    ]
+    if embedded:
+        return found
+    admin = make_admin(bootstrap, client)
+    try:
+        await admin.start()
+        for response in await admin.describe_consumer_groups([group_id]):
+            for group in response.groups:
+                if group[0] == 0:  # error_code
+                    members = group[5]
+                    found += [f"member {m[0]} of consumer group {group_id}" for m in members]
+    finally:
+        await admin.close()
+    return found

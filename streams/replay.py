@@ -78,9 +78,11 @@ async def replay(
     rate: float | None = None,
     progress: Callable[[int], None] | None = None,
     deliver: bool = True,
+    on_rejected: Callable[[int, bytes, Rejection], None] | None = None,
 ) -> ReplaySummary:
     """Publish every line of ``source``; return the counts. ``progress(n)``: n bytes consumed;
-    ``deliver=False``: the alerts these events cause are recorded, never sent."""
+    ``deliver=False``: the alerts these events cause are recorded, never sent;
+    ``on_rejected(line number, raw, rejection)`` for each line dead-lettered."""
     if rate is not None and rate <= 0:
         raise ValueError(f"rate must be > 0, got {rate}")
     names = conn.names
@@ -89,8 +91,8 @@ async def replay(
     quiet = () if deliver else (QUIET,)
     started = time.perf_counter()
     producer = make_producer(conn.bootstrap, conn.client_options, linger_ms=0 if rate else 5)
-    await producer.start()
     try:
+        await producer.start()  # inside the try: a failed start is stopped too (no "Unclosed")
         publisher = conn.publisher(producer)
         await publisher.require([*names.inputs, names.dead_letter])  # before reading anything
         step = max(1, int(rate / 20)) if rate else None  # ~20 paced sends per second
@@ -104,6 +106,8 @@ async def replay(
                 event = decode(raw)
                 if isinstance(event, Rejection):
                     summary.dead_lettered[event.code] += 1
+                    if on_rejected is not None:
+                        on_rejected(number, raw, event)
                     records.append(_dead_letter(names.dead_letter, raw, event, number, extra))
                     continue
                 topic, key = route(names, event)

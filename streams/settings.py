@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.broker import parse_broker_url
+from streams.running import user_state_dir
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
@@ -51,8 +52,11 @@ class Settings(BaseSettings):
     broker: str | None = Field(
         default=None, description="kafka://HOST:PORT; unset = the embedded broker"
     )
+    # One per user, wherever a command runs from (platformdirs' user state dir, e.g.
+    # ~/.local/state/stakewatch): a directory relative to the working directory sent a
+    # replay run elsewhere to a private broker that no worker saw.
     data_dir: Path = Field(
-        default=Path(".stakewatch"), description="embedded-mode archive; group member slots"
+        default_factory=user_state_dir, description="embedded-mode archive; group member slots"
     )
     topic_prefix: str = "stakewatch"
     group_id: str = "stakewatch-worker"

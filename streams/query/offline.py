@@ -18,7 +18,9 @@ from streams.engine.provenance import Provenance
 from streams.events import Rejection, decode
 from streams.query.whatif import BadHypothesis
 
-__all__ = ["State", "load_lines", "read_hypotheses"]
+__all__ = ["MAX_SKIPPED", "State", "load_lines", "read_hypotheses"]
+
+MAX_SKIPPED = 1000
 
 
 @dataclass(slots=True)
@@ -30,15 +32,20 @@ class State:
     latest: dict[str, AlertRecord] = field(default_factory=dict)
     applied: int = 0
     rejected: int = 0
+    # (line number, rejection) of the first MAX_SKIPPED rejected lines, for the CLI twins to
+    # say what they skipped; ``rejected`` counts them all.
+    skipped: list[tuple[int, Rejection]] = field(default_factory=list)
 
-    def apply(self, raw: bytes) -> None:
+    def apply(self, raw: bytes, line: int = 0) -> None:
         event = decode(raw)
-        if isinstance(event, Rejection):
+        rejection = event if isinstance(event, Rejection) else None
+        if rejection is None:
+            outcome = self.engine.apply(event)
+            rejection = outcome.rejection
+        if rejection is not None:
             self.rejected += 1
-            return
-        outcome = self.engine.apply(event)
-        if outcome.rejection is not None:
-            self.rejected += 1
+            if len(self.skipped) < MAX_SKIPPED:
+                self.skipped.append((line, rejection))
             return
         self.applied += 1
         self.provenance.observe(event)
@@ -52,10 +59,10 @@ class State:
 def load_lines(lines: Iterable[bytes], config: EngineConfig | None = None) -> State:
     """Apply NDJSON lines in order (blank lines skipped, bad ones counted as rejected)."""
     state = State(Engine(config))
-    for raw in lines:
+    for number, raw in enumerate(lines, start=1):
         raw = raw.strip()
         if raw:
-            state.apply(raw)
+            state.apply(raw, number)
     return state
 
 

@@ -51,7 +51,7 @@ def test_an_unusable_data_dir_exits_2_naming_stakewatch_data_dir(tmp_path: Path)
     blocker.write_text("")
     done = _stakewatch("replay", str(SEED), STAKEWATCH_DATA_DIR=str(blocker / "sub"))
     assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith("bad setting STAKEWATCH_DATA_DIR:")
+    assert done.stderr.startswith("STAKEWATCH_DATA_DIR:")
     assert done.stderr.count("\n") == 1
 
 
@@ -75,5 +75,5 @@ def test_worker_with_a_bad_alert_setting_exits_2_naming_it(env: dict[str, str], 
     secret's value."""
     done = _stakewatch("worker", STAKEWATCH_BROKER="kafka://127.0.0.1:9", **env)
     assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith("bad setting: ") and named in done.stderr, done.stderr
+    assert named in done.stderr.splitlines()[0], done.stderr
     assert "T0K3N" not in done.stderr and "hooks.slack.com/x" not in done.stderr
