@@ -266,6 +266,7 @@ def _load_state(file: str, config: Path | None):
             f"skipped {state.rejected} of {state.rejected + state.applied} lines of {file}",
             highlight=False,
             markup=False,
+            soft_wrap=True,
         )
     return state
 
