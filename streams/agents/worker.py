@@ -731,10 +731,11 @@ class Worker:
         if now - self._last_export < 1.0:
             return
         self._last_export = now
-        spend = self.engine.spend_365d
-        # spend moves without a transition (no alert record), so refresh the figure here
+        figures = self.engine.figures
+        # Figures move without a transition (spend ages, an announced stake closes: no alert
+        # record), so the dashboards get them at the watermark, as /v1/conflicts shows them.
         m.set_conflicts(
-            [dataclasses.replace(r, spend_365d=spend(r.client, r.vendor)) for r in mine]
+            [dataclasses.replace(r, **figures(r.client, r.vendor, r.rival)._asdict()) for r in mine]
         )
         m.set_table_sizes(
             {

@@ -195,3 +195,29 @@ def test_dashboards_and_rules_read_only_what_the_running_worker_exports(seeded: 
     assert {n: r for n, r in readers.items() if n not in known} == {}
     empty = {n for n in readers if n in exposed and n not in sampled}
     assert empty <= NO_SAMPLE_AFTER_SEED.keys(), {n: readers[n] for n in empty}
+
+
+def test_top_conflict_labels_show_the_figures_at_the_watermark_as_v1_conflicts_does(
+    seeded: Seeded,
+) -> None:
+    """After the seed, Meta's announced 49 % has closed: the last alert records still say
+    `pending: true` (nothing emits on a silent change), the engine says false, and the
+    dashboards' labels must agree with /v1/conflicts, not with the old record."""
+    base = f"http://127.0.0.1:{seeded.worker.port}"
+    api = httpx.get(f"{base}/v1/conflicts", timeout=10).json()["conflicts"]
+    want = {(c["client"], c["vendor"], c["rival"]): str(c["pending"]).lower() for c in api}
+    assert want and set(want.values()) == {"false"}
+
+    def labels() -> dict[tuple[str, str, str], str]:
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+        return {
+            (s.labels["client"], s.labels["vendor"], s.labels["rival"]): s.labels["pending"]
+            for family in text_string_to_metric_families(text)
+            if family.name == "stakewatch_top_conflict_stake_percent"
+            for s in family.samples
+        }
+
+    deadline = time.monotonic() + 20  # the worker refreshes these once a second
+    while labels() != want and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert labels() == want
