@@ -2,7 +2,7 @@
 
 One partition, key ``receiver|dedup_key``, value the JSON of a ``Notified`` (a null value
 deletes the key). Created ``cleanup.policy=compact`` so real Kafka keeps only the last value
-per key; Tansu accepts that and never compacts (``../shared/TANSU.md``), so the log is read
+per key; Tansu accepts that and never compacts (``docs/notes-faust-tansu.md``), so the log is read
 whole at start and kept in a dict: ``get`` never touches the broker, ``put`` waits for the
 broker's ack before it returns (the dispatcher acks a record only after its outcome is
 stored).

@@ -1,6 +1,6 @@
 """The embedded mode's append-only event archive: what makes a Tansu restart lose nothing.
 
-Tansu keeps everything in memory (``../shared/TANSU.md``), so every record our tools publish
+Tansu keeps everything in memory (``docs/notes-faust-tansu.md``), so every record our tools publish
 to the input and dead-letter topics is first appended here, and a fresh broker is refilled
 from it in archive order with the original keys, partitions, timestamps and headers.
 

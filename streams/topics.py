@@ -2,7 +2,7 @@
 
 We create topics ourselves instead of letting producers or faust auto-create them: Tansu
 auto-creates an unknown topic with 4 partitions on the first metadata request, and its
-DescribeConfigs returns only configs set at creation (``../shared/TANSU.md``), so every
+DescribeConfigs returns only configs set at creation (``docs/notes-faust-tansu.md``), so every
 topic is created with explicit partitions and explicit ``retention.ms``/``retention.bytes``.
 """
 

@@ -2,7 +2,7 @@
 
 Why not faust tables: the engine's state is one graph (a stake change moves exposure for
 every client downstream), not per-key values, and faust's changelog recovery reads the end
-offset from ListOffsets, which Tansu answers short (``../shared/TANSU.md``). A snapshot here
+offset from ListOffsets, which Tansu answers short (``docs/notes-faust-tansu.md``). A snapshot here
 is the pickled engine split into chunks plus one *marker* record naming the chunks, the
 input positions the state reflects, and the leases (client partitions) whose alert records
 were all flushed up to those positions. State and positions travel together, so they cannot

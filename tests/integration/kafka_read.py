@@ -1,5 +1,5 @@
 """Read a whole topic back, group-less, up to the high watermark of a fetch response
-(ListOffsets LATEST is short on Tansu: ../shared/TANSU.md)."""
+(ListOffsets LATEST is short on Tansu: docs/notes-faust-tansu.md)."""
 
 from __future__ import annotations
 
