@@ -11,6 +11,7 @@ import pytest
 from rich.console import Console
 
 from streams.demo import run_demo
+from streams.running import user_state_dir
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +29,7 @@ async def test_demo_renders_the_google_conflict_firing_and_resolving(monkeypatch
     assert "RESOLVED" in text.upper() and "c-google-scale-2024" in text
     assert "80 events applied, 6 alert records, 2 conflicts open" in text
     assert not (tmp_path / ".stakewatch").exists(), "the demo must not touch the user's data dir"
+    assert not user_state_dir().exists(), "nor the per-user one, nor the list of running brokers"
 
 
 def test_demo_command_exits_cleanly(tmp_path):
