@@ -649,6 +649,16 @@ def rebuild(
 
     async def go() -> int:
         async with _session(settings, embedded) as conn:
+            if conn.owner:  # snapshots are not archived: a marker here would vanish with it
+                err.print(
+                    "nothing to rebuild here: snapshots live only in a running broker, so the "
+                    "next worker on this data dir replays the archive from the start anyway"
+                    + ("; for --from, start `stakewatch broker` first" if since else ""),
+                    highlight=False,
+                    soft_wrap=True,
+                    markup=False,
+                )
+                return 1 if since else 0
 
             async def alive() -> list[str]:
                 return await live_workers(

@@ -227,3 +227,15 @@ def test_replay_names_each_rejected_line_and_dead_letters_reads_them_back(
         (5, str(events), lines[4].decode()),
     ]
     assert all(d["reason"].startswith(d["code"] + ": ") for d in docs)
+
+
+def test_rebuild_with_no_broker_running_says_a_worker_replays_anyway(tmp_path: Path) -> None:
+    """A reset marker in a private broker would vanish with it (snapshots are not archived);
+    a worker started on that data dir finds no snapshot and replays the archive anyway."""
+    data_dir = str(tmp_path / "data")
+    done = stakewatch("rebuild", STAKEWATCH_DATA_DIR=data_dir)
+    assert done.returncode == 0, done.stderr
+    assert "nothing to rebuild here" in done.stderr and "rebuild requested" not in done.stdout
+    since = stakewatch("rebuild", "--from", "2025-06-01T00:00:00Z", STAKEWATCH_DATA_DIR=data_dir)
+    assert since.returncode == 1
+    assert "start `stakewatch broker` first" in since.stderr
