@@ -17,7 +17,14 @@ import orjson
 
 from streams.engine.config import DEFAULT_SENSITIVE
 
-__all__ = ["StreamParams", "generate", "ownership_graph", "state_stream"]
+__all__ = [
+    "StreamParams",
+    "generate",
+    "mesh_and_chain",
+    "overallocated_world",
+    "ownership_graph",
+    "state_stream",
+]
 
 CLASSES = (*sorted(DEFAULT_SENSITIVE), "public_data", "synthetic_data")
 CATEGORIES = ("data-labeling", "compute", "evaluation", "red-teaming", "annotation-tools")
@@ -212,3 +219,68 @@ def state_stream(entities: int, holdings: int, contracts: int, seed: int = 13) -
         if rng.random() < 0.3:
             data["ends_on"] = f"{2025 + rng.randrange(3)}-{1 + rng.randrange(12):02}-15"
         yield _event(i, "contract.signed", t, data, source="/erp")
+
+
+def mesh_and_chain(mesh: int = 30, chain: int = 3000, seed: int = 5) -> Iterator[bytes]:
+    """A hostile ownership feed (docs/performance.md, "Hostile input"): `mesh` entities each
+    holding 90 % of every other — each of them claimed (mesh - 1) × 90 % over — and a chain
+    of `chain` holdings at 100 %, both hung under a rival of the seed case (meta) and into a
+    vendor that clients buy from (scale-ai), so that every rule reads them. Summing over
+    simple paths without the SPEC v2 rules visits on the order of (mesh - 1)! paths."""
+    t = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
+    rng = random.Random(seed)
+    n = 0
+    members = [f"mesh-{i}" for i in range(mesh)]
+    pairs = [(a, b) for a in members for b in members if a != b]
+    rng.shuffle(pairs)
+    for owner, asset in pairs:
+        data = {"owner": owner, "asset": asset, "percent": 90}
+        yield _event(n := n + 1, "ownership.stake", t, data, source="/feeds/hostile")
+    links = [
+        {"owner": "meta", "asset": members[0], "percent": 90},
+        {"owner": members[-1], "asset": "scale-ai", "percent": 90},
+        {"owner": "meta", "asset": "chain-0", "percent": 100},
+    ]
+    for i in range(chain):
+        asset = "scale-ai" if i == chain - 1 else f"chain-{i + 1}"
+        links.append({"owner": f"chain-{i}", "asset": asset, "percent": 100})
+    for data in links:
+        yield _event(n := n + 1, "ownership.stake", t, data, source="/feeds/hostile")
+
+
+def overallocated_world(events: int = 3000, seed: int = 9) -> Iterator[bytes]:
+    """A hostile random world (docs/performance.md, "Hostile input"): ownership among 60
+    entities where every asset is claimed 400 % and more (buyers reported before sellers,
+    sources double-counting), dense with cycles, with the seed case's labs among the owners
+    and rivalries and contracts so that conflicts open and close as it moves."""
+    rng = random.Random(seed)
+    t = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
+    labs = ["google", "meta", "openai", "microsoft", "xai"]
+    vendors = ["scale-ai", "surge-ai", "turing", "invisible"]
+    others = [f"holder-{i}" for i in range(200 - len(labs) - len(vendors))]
+    everyone = labs + vendors + others
+    n = 0
+    for a, b in (("google", "meta"), ("openai", "xai"), ("microsoft", "google")):
+        yield _event(n := n + 1, "rivalry.declared", t, {"a": a, "b": b}, source="/gen")
+    for i, (client, vendor) in enumerate((c, v) for c in labs for v in vendors):
+        data = {
+            "contract_id": f"hostile-{i}",
+            "client": client,
+            "vendor": vendor,
+            "category": "data-labeling",
+            "data_classes": ["prototypes"] if i % 3 == 0 else [],
+        }
+        yield _event(n := n + 1, "contract.signed", t, data, source="/erp")
+    while n < events:
+        t += dt.timedelta(minutes=rng.randrange(1, 120))
+        owner, asset = rng.sample(everyone, 2)
+        if rng.random() < 0.3:
+            asset = rng.choice(vendors)
+            owner = owner if owner != asset else rng.choice(labs)
+        data = {
+            "owner": owner,
+            "asset": asset,
+            "percent": rng.choice((35, 50, 60, 75, 90, 100)),
+            "status": rng.choice(("closed", "closed", "announced", "cancelled")),
+        }
+        yield _event(n := n + 1, "ownership.stake", t, data, source="/feeds/hostile")

@@ -444,6 +444,12 @@ class Metrics:
             ["table"],
             registry=r,
         )
+        self.overallocated_assets = Gauge(
+            name("overallocated_assets"),
+            "Assets whose holdings claim more than 100 % (held, or with pending in place of "
+            "held); each counts pro rata (SPEC §2).",
+            registry=r,
+        )
         self.rebalances = Counter(
             name("rebalances"),
             "Consumer group rebalances seen by this worker.",
@@ -604,6 +610,10 @@ class Metrics:
         """Number of keys in each table held by this worker."""
         for table, size in sizes.items():
             self.table_entries.labels(self._table(table)).set(size)
+
+    def set_overallocated(self, assets: int) -> None:
+        """How many assets are over-allocated in the engine's state now."""
+        self.overallocated_assets.set(assets)
 
     def observe_rebalance(self) -> None:
         """The consumer group rebalanced (call from the app's on_rebalance_start)."""

@@ -47,6 +47,7 @@ EVENT_TYPES = frozenset(
 MAX_RECORD_BYTES = 64 * 1024
 MAX_MONEY = 1e15
 PRUNE_BELOW = 0.01
+MAX_PATH_HOLDINGS = 16
 MICROS_PER_DAY = 86_400 * 1_000_000
 SPEND_WINDOW = 365 * MICROS_PER_DAY
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -464,18 +465,37 @@ def apply(state: State, event: Event) -> None:
 # ---------------------------------------------------------------------------- evaluation
 
 
+def counted_holdings(holdings: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+    """SPEC v2 §2: where an asset's holdings (> 0) claim more than 100 % in total, each
+    counts pro rata, `percent * 100 / total` (total by math.fsum)."""
+    claims: dict[str, list[float]] = {}
+    for (_, asset), percent in holdings.items():
+        if percent > 0:
+            claims.setdefault(asset, []).append(percent)
+    totals = {asset: math.fsum(values) for asset, values in claims.items()}
+    return {
+        (owner, asset): percent if totals.get(asset, 0.0) <= 100 else percent * 100 / totals[asset]
+        for (owner, asset), percent in holdings.items()
+        if percent > 0
+    }
+
+
 def simple_paths(
-    holdings: dict[tuple[str, str], float], source: str, target: str
+    holdings: dict[tuple[str, str], float],
+    source: str,
+    target: str,
+    max_holdings: int = MAX_PATH_HOLDINGS,
 ) -> list[tuple[list[str], float]]:
-    """Every simple path source -> ... -> target with its stake; pruned below 0.01 %."""
+    """Every simple path source -> ... -> target of at most `max_holdings` holdings with its
+    stake, by counted holdings; pruned below 0.01 %."""
     edges: dict[str, list[tuple[str, float]]] = {}
-    for (owner, asset), percent in sorted(holdings.items()):
+    for (owner, asset), percent in sorted(counted_holdings(holdings).items()):
         edges.setdefault(owner, []).append((asset, percent))
     found: list[tuple[list[str], float]] = []
 
     def walk(path: list[str], stake: float) -> None:
         for nxt, percent in edges.get(path[-1], []):
-            if nxt in path:
+            if nxt in path or len(path) > max_holdings:  # [*path, nxt] has len(path) holdings
                 continue
             running = percent if len(path) == 1 else stake * percent / 100
             if running < PRUNE_BELOW:
@@ -494,18 +514,17 @@ def effective_stake(paths: list[tuple[list[str], float]]) -> float:
 
 
 def controls(holdings: dict[tuple[str, str], float], controller: str, target: str) -> bool:
-    """Naive fixed point: add any X whose holdings by the controlled set sum to > 50."""
+    """Naive fixed point: add any X whose counted holdings by the controlled set sum to
+    > 50, until nothing changes."""
+    by_asset: dict[str, list[tuple[str, float]]] = {}
+    for (owner, asset), percent in counted_holdings(holdings).items():
+        by_asset.setdefault(asset, []).append((owner, percent))
     controlled = {controller}
-    assets = {asset for _, asset in holdings}
     changed = True
     while changed:
         changed = False
-        for asset in sorted(assets - controlled):
-            held_by_group = math.fsum(
-                percent
-                for (owner, held_asset), percent in holdings.items()
-                if held_asset == asset and owner in controlled
-            )
+        for asset in sorted(by_asset.keys() - controlled):
+            held_by_group = math.fsum(p for owner, p in by_asset[asset] if owner in controlled)
             if held_by_group > 50:
                 controlled.add(asset)
                 changed = True
@@ -572,7 +591,9 @@ class Reference:
         threshold: float = 10,
         high_stake: float = 25,
         sensitive_classes: frozenset[str] | set[str] = DEFAULT_SENSITIVE_CLASSES,
+        max_path_holdings: int = MAX_PATH_HOLDINGS,
     ) -> None:
+        self.max_path_holdings = max_path_holdings
         self.threshold = threshold
         self.high_stake = high_stake
         self.sensitive = frozenset(sensitive_classes)
@@ -592,18 +613,34 @@ class Reference:
         apply(self.state, event)
         return self._evaluate(event), None
 
+    def load(self, raw: bytes) -> str | None:
+        """Apply one line without evaluating (for long feeds checked at their end): the
+        rejection code, or None."""
+        try:
+            event = decode(raw)
+            check_against_state(self.state, event)
+        except Rejected as rejection:
+            return rejection.code
+        apply(self.state, event)
+        return None
+
+    def conflicts_now(self) -> dict[str, str]:
+        """Every conflict at W, from scratch: dedup_key -> severity."""
+        return {key: self._severity(f) for key, f in self._conflicts().items()}
+
     # -- conflicts at W, from scratch
 
     def _figures(self, client: str, vendor: str, rival: str) -> Figures:
         effective = {pair: h.effective for pair, h in self.state.holdings.items()}
         held = {pair: h.held for pair, h in self.state.holdings.items()}
-        paths = simple_paths(effective, rival, vendor)
+        limit = self.max_path_holdings
+        paths = simple_paths(effective, rival, vendor, limit)
         return Figures(
             client=client,
             vendor=vendor,
             rival=rival,
             stake=effective_stake(paths),
-            stake_held=effective_stake(simple_paths(held, rival, vendor)),
+            stake_held=effective_stake(simple_paths(held, rival, vendor, limit)),
             paths=paths,
             controlled=controls(effective, rival, vendor),
             relationship=relationship(self.state, client, vendor),

@@ -467,8 +467,10 @@ STEPS = ("same",) * 3 + ("forward",) * 6 + ("jump", "back", "back", "mark", "mar
 
 
 @st.composite
-def event_streams(draw: st.DrawFn, max_events: int = 50) -> list[bytes]:
-    """A list of raw NDJSON lines (no trailing newline)."""
+def event_streams(draw: st.DrawFn, max_events: int = 50, mesh: bool = False) -> list[bytes]:
+    """A list of raw NDJSON lines (no trailing newline). With `mesh`, a dense web of large
+    holdings follows the prelude: three to six entities each holding 40-100 % of most of the
+    others, so that assets are over-allocated (SPEC v2 §2) and cycles are everywhere."""
     u = draw(universes)
     lines: list[bytes] = []
     applied_keys: list[tuple[str, str]] = []
@@ -511,6 +513,20 @@ def event_streams(draw: st.DrawFn, max_events: int = 50) -> list[bytes]:
         applied_keys.append((SOURCES[0], f"pre-{n}"))
         lines.append(_dumps(_envelope(f"pre-{n}", SOURCES[0], type_, time, data)))
         remember(type_, data, at)
+
+    if mesh:
+        size = draw(st.integers(min(3, len(u.everyone)), len(u.everyone)))
+        members = draw(st.permutations(u.everyone))[:size]
+        web = [(a, b) for a in members for b in members if a != b]
+        heavy = st.sampled_from((40, 60, 90, 90, 100))
+        for n, (owner, asset) in enumerate(draw(st.permutations(web))):
+            if draw(st.integers(0, 4)) == 0:
+                continue
+            status = draw(st.sampled_from(("closed", "closed", "announced")))
+            data = {"owner": owner, "asset": asset, "percent": draw(heavy), "status": status}
+            time, at = draw(timestamps(BASE))
+            applied_keys.append((SOURCES[0], f"mesh-{n}"))
+            lines.append(_dumps(_envelope(f"mesh-{n}", SOURCES[0], "ownership.stake", time, data)))
 
     instant = latest = BASE
     for n in range(draw(st.integers(1, max_events))):

@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import gc
-import hashlib
 import os
 import pickle
 import socket
@@ -53,6 +52,7 @@ from streams.agents.snapshots import (
 )
 from streams.deadletter import dead_letter_headers
 from streams.engine import AlertRecord, Engine, EngineConfig
+from streams.engine.engine import Allocation
 from streams.engine.provenance import Provenance
 from streams.engine.records import format_time
 from streams.events import Rejection, decode
@@ -345,6 +345,7 @@ class Worker:
         metrics = self.metrics
         positions = self._positions
         wall = time.time()
+        now = int(wall * 1_000_000)  # the one wall-clock reading the engine gets (`future`)
         since = self._since
         applied: Counter[tuple[str, str]] = Counter()
         latencies: dict[str, list[float]] = {}
@@ -363,7 +364,7 @@ class Worker:
                     self._rejected(r, raw, event, None, out)
                     continue
                 flat = flatten(event)
-            outcome = apply_flat(flat)
+            outcome = apply_flat(flat, now)
             if outcome.rejection is not None:
                 self._rejected(r, raw, outcome.rejection, flat[0], out)
                 continue
@@ -378,10 +379,23 @@ class Worker:
                     latencies[topic] = [lag]
             if outcome.records:
                 self._publish(r, outcome.records, wall, leases, n, out)
+            if outcome.allocations:
+                self._report_allocations(outcome.allocations)
         self.counts["applied"] += n_applied
         if metrics is not None:
             metrics.observe_applied_batch(applied, latencies)
         return out
+
+    def _report_allocations(self, allocations: Iterable[Allocation]) -> None:
+        """One log line per asset entering or leaving over-allocation (SPEC §2); the gauge
+        follows in `_export_state`."""
+        for a in allocations:
+            log.warning(
+                "asset over-allocated" if a.over else "asset no longer over-allocated",
+                asset=a.asset,
+                claimed_percent=round(a.claimed, 6),
+                claimed_held_percent=round(a.claimed_held, 6),
+            )
 
     def _rejected(
         self,
@@ -744,6 +758,7 @@ class Worker:
                 "open_conflicts": len(self.engine.open),
             }
         )
+        m.set_overallocated(len(self.engine.graph.overallocated))
 
     def _export_lag(self, reader: AIOKafkaConsumer) -> None:
         lag: Counter[str] = Counter()
@@ -810,16 +825,7 @@ def _log_snapshot_failure(task: asyncio.Task) -> None:
 
 def rules_fingerprint(config: EngineConfig) -> str:
     """A stable digest of the rule set, stored with each snapshot."""
-    canonical = orjson.dumps(
-        [
-            config.threshold,
-            sorted(config.sensitive_data_classes),
-            repr(config.severity),
-            config.spend_window_days,
-            config.path_floor,
-        ]
-    )
-    return hashlib.sha256(canonical).hexdigest()[:16]
+    return config.fingerprint()
 
 
 def _default_worker_id() -> str:

@@ -61,7 +61,12 @@ _EDGE = {
     "type": "object",
     "nullable": True,
     "properties": {
-        "percent": {"type": "number"},
+        "percent": {"type": "number", "description": "effective percent, as claimed"},
+        "counted": {
+            "type": "number",
+            "description": "the percent it counts for: pro rata where the asset's holdings "
+            "claim more than 100 %",
+        },
         "held": {"type": "number", "nullable": True},
         "pending": {"type": "number", "nullable": True},
     },
@@ -162,6 +167,13 @@ SCHEMAS: dict[str, Any] = {
         {
             "entity": {"type": "string"},
             "watermark": _TIME,
+            "allocation": _obj(
+                {
+                    "claimed": {"type": "number"},
+                    "claimed_held": {"type": "number"},
+                    "overallocated": {"type": "boolean"},
+                }
+            ),
             "owners": {
                 "type": "array",
                 "items": _obj(

@@ -12,6 +12,8 @@ matching clause wins (`warning` when none does). Terms:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -33,6 +35,8 @@ __all__ = [
 
 SEVERITIES = ("critical", "high", "warning")
 DEFAULT_THRESHOLD = 10.0
+# Above this, 10⁴ paths per length stop bounding anything useful (docs/architecture.md).
+MAX_PATH_HOLDINGS_LIMIT = 64
 DEFAULT_SENSITIVE = frozenset(
     {
         "prototypes",
@@ -175,10 +179,9 @@ class EngineConfig:
     severity: SeverityRules = field(default_factory=lambda: SeverityRules.parse(DEFAULT_RULES))
     spend_window_days: int = 365
     path_floor: float = 0.01
-    # One event stamped years ahead would move the watermark there and expire everyone's
-    # spend and contracts; events further than this ahead of the watermark are rejected
-    # (`future`). None turns the guard off (docs/decisions.md).
-    max_future_days: int | None = 180
+    # SPEC §2: a path of more holdings is not counted; with pro rata counting of
+    # over-allocated assets this bounds the work one event can cause (docs/architecture.md).
+    max_path_holdings: int = 16
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 100:
@@ -187,8 +190,26 @@ class EngineConfig:
             raise ConfigError(f"spend_window_days: must be >= 1, got {self.spend_window_days!r}")
         if not 0 <= self.path_floor < self.threshold:
             raise ConfigError(f"path_floor: must be in [0, threshold), got {self.path_floor!r}")
-        if self.max_future_days is not None and self.max_future_days < 1:
-            raise ConfigError(f"max_future_days: must be >= 1, got {self.max_future_days!r}")
+        if not 1 <= self.max_path_holdings <= MAX_PATH_HOLDINGS_LIMIT:
+            raise ConfigError(
+                f"max_path_holdings: must be in 1..{MAX_PATH_HOLDINGS_LIMIT}, "
+                f"got {self.max_path_holdings!r}"
+            )
+
+    def fingerprint(self) -> str:
+        """A stable digest of every rule setting: a snapshot made under other rules is
+        not restored (its state would answer by the old rules)."""
+        canonical = json.dumps(
+            [
+                self.threshold,
+                sorted(self.sensitive_data_classes),
+                repr(self.severity),
+                self.spend_window_days,
+                self.path_floor,
+                self.max_path_holdings,
+            ]
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @classmethod
     def from_mapping(cls, doc: Mapping[str, Any]) -> EngineConfig:
@@ -197,9 +218,15 @@ class EngineConfig:
             "sensitive_data_classes",
             "severity",
             "spend_window_days",
-            "max_future_days",
+            "max_path_holdings",
         }
         for key in doc:
+            if key == "max_future_days":
+                raise ConfigError(
+                    "max_future_days: no longer a setting — events are never rejected for "
+                    "how far they lie after the watermark; `future` means more than one day "
+                    "after the clock when read (docs/rules.md)"
+                )
             if key not in known:
                 raise ConfigError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
         kwargs: dict[str, Any] = {}
@@ -210,11 +237,11 @@ class EngineConfig:
             if not isinstance(days, int) or isinstance(days, bool):
                 raise ConfigError(f"spend_window_days: expected a whole number, got {days!r}")
             kwargs["spend_window_days"] = days
-        if "max_future_days" in doc:
-            days = doc["max_future_days"]
-            if not isinstance(days, int) or isinstance(days, bool):
-                raise ConfigError(f"max_future_days: expected a whole number, got {days!r}")
-            kwargs["max_future_days"] = days
+        if "max_path_holdings" in doc:
+            limit = doc["max_path_holdings"]
+            if not isinstance(limit, int) or isinstance(limit, bool):
+                raise ConfigError(f"max_path_holdings: expected a whole number, got {limit!r}")
+            kwargs["max_path_holdings"] = limit
         if "sensitive_data_classes" in doc:
             classes = doc["sensitive_data_classes"]
             if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):

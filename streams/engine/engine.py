@@ -1,6 +1,8 @@
 """The exposure engine: typed events in, alert records out — pure, incremental, replayable.
 
-No Kafka, no clock, no I/O: "now" is the watermark, the largest event time applied. Each
+No Kafka, no clock, no I/O: "now" is the watermark, the largest event time applied. The one
+rule that needs the wall clock (`future`: dated more than a day after the event is read)
+takes the reading as an argument from the adapter that read the event. Each
 event marks what it can have changed (client–vendor pairs, one rival's exposure, a rivalry),
 and only those conflicts are re-evaluated; the diff against the open set is the output.
 The faust agents, `stakewatch backtest` and the API all drive this one class.
@@ -13,6 +15,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from streams.engine.config import EngineConfig
 from streams.engine.ownership import Change, Exposure, OwnershipGraph, facts
@@ -21,17 +24,30 @@ from streams.engine.relationships import DAY_US, Contract, Relationships
 from streams.events import Event, Rejection, decode
 from streams.events.fast import Flat, fast_decode, flatten
 
-__all__ = ["Engine", "OpenConflict", "Outcome"]
+__all__ = ["Allocation", "Engine", "OpenConflict", "Outcome"]
 
-SNAPSHOT_VERSION = 2  # 2: the compact state layout (per-source ids, id-indexed graph, ...)
+SNAPSHOT_VERSION = 3  # 3: over-allocation totals in the graph; 2: the compact state layout
+FUTURE_TOLERANCE_US = DAY_US  # SPEC §2: `future` is more than one day after the reading
+
+
+class Allocation(NamedTuple):
+    """An asset entering (`over` True) or leaving over-allocation (SPEC §2), with the totals
+    its holdings claim in the effective and the held graph."""
+
+    asset: str
+    over: bool
+    claimed: float
+    claimed_held: float
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one event did: the alert records it caused, or why it was not applied."""
+    """What one event did: the alert records it caused, or why it was not applied; and the
+    assets whose over-allocation it changed, for the adapters to report."""
 
     records: tuple[AlertRecord, ...] = ()
     rejection: Rejection | None = None
+    allocations: tuple[Allocation, ...] = ()
 
     @property
     def applied(self) -> bool:
@@ -93,7 +109,7 @@ class Engine:
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
-        self.graph = OwnershipGraph(self.config.path_floor)
+        self.graph = OwnershipGraph(self.config.path_floor, self.config.max_path_holdings)
         self.rel = Relationships(self.config.spend_window_days)
         self.rivals: dict[str, dict[str, str | None]] = {}  # entity -> rival -> sector
         self.entities: dict[str, tuple[str, ...]] = {}  # id -> (name, *aliases): one tuple
@@ -105,13 +121,13 @@ class Engine:
         self._exposures: dict[str, Exposure] = {}
         self._readers: dict[str, set[str]] = {}
         self._open_pairs: dict[tuple[str, str], set[str]] = {}  # (client, vendor) -> rivals
-        days = self.config.max_future_days  # read per event: kept, not derived each time
-        self._future_limit: int | None = None if days is None else days * DAY_US
+        self._allocations: list[Allocation] = []  # this event's, for its Outcome
 
     # -- entry points --------------------------------------------------------------------
 
-    def process(self, raw: bytes) -> Outcome:
-        """Decode and apply one raw record.
+    def process(self, raw: bytes, now: int | None = None) -> Outcome:
+        """Decode and apply one raw record, read at wall-clock `now` (microseconds since the
+        epoch; None: no `future` check, as for what-ifs and the tests' reference).
 
         Records of the common shapes skip the models (streams/events/fast.py: a subset of
         what `decode` accepts, decoded to the same values); everything else, and so every
@@ -123,34 +139,36 @@ class Engine:
             if isinstance(event, Rejection):
                 return self._reject(event)
             flat = flatten(event)
-        return self.apply_flat(flat)
+        return self.apply_flat(flat, now)
 
-    def apply_flat(self, flat: Flat) -> Outcome:
-        """Apply one event in flat form (`fast_decode` / `flatten`): the worker decodes
-        itself, so that it can also hand the flat event to the provenance table."""
+    def apply_flat(self, flat: Flat, now: int | None = None) -> Outcome:
+        """Apply one event in flat form (`fast_decode` / `flatten`), read at `now`: the
+        worker decodes itself, so that it can also hand the flat event to the provenance
+        table."""
         etype, source, eid, t, data = flat
         if etype == "spend.recorded":  # `_apply`, one call shorter for most of a stream
             ids = self.seen.by_source.get(source)
             if ids is not None and eid in ids:
                 detail = f"event ({source}, {eid}) already applied"
                 return self._reject(Rejection("duplicate", detail))
-            limit, now = self._future_limit, self.watermark
-            if limit is not None and now is not None and t > now + limit:
-                return self._reject(self._future(t))
+            if now is not None and t > now + FUTURE_TOLERANCE_US:
+                return self._reject(_future(t, now))
             return self._spend(source, ids, eid, t, data)
-        return self._apply(etype, source, eid, t, data)
+        return self._apply(etype, source, eid, t, data, now)
 
-    def apply(self, event: Event) -> Outcome:
-        """Apply one validated event; state-level bad input comes back as a rejection."""
-        return self._apply(*flatten(event))
+    def apply(self, event: Event, now: int | None = None) -> Outcome:
+        """Apply one validated event read at `now`; state-level bad input comes back as a
+        rejection."""
+        return self._apply(*flatten(event), now)
 
-    def _apply(self, etype: str, source: str, eid: str, t: int, data: tuple) -> Outcome:
+    def _apply(
+        self, etype: str, source: str, eid: str, t: int, data: tuple, now: int | None = None
+    ) -> Outcome:
         """Apply one event in flat form (streams/events/fast.py)."""
         if (source, eid) in self.seen:
             return self._reject(Rejection("duplicate", f"event ({source}, {eid}) already applied"))
-        limit = self._future_limit
-        if limit is not None and self.watermark is not None and t > self.watermark + limit:
-            return self._reject(self._future(t))
+        if now is not None and t > now + FUTURE_TOLERANCE_US:
+            return self._reject(_future(t, now))
         if etype == "spend.recorded":
             return self._spend(source, self.seen.by_source.get(source), eid, t, data)
         rejection = self._check(etype, data, t)
@@ -208,16 +226,11 @@ class Engine:
         records = self._evaluate(pairs, triples, eid, t) if pairs or triples else ()
         if len(self._exposures) > len(self.rivals):
             self._forget_unwatched()
+        if self._allocations:
+            allocations = tuple(self._allocations)
+            self._allocations.clear()
+            return Outcome(records=records, allocations=allocations)
         return Outcome(records=records) if records else _NOTHING
-
-    def _future(self, t: int) -> Rejection:
-        assert self.watermark is not None
-        ahead = (t - self.watermark) / DAY_US
-        return Rejection(
-            "future",
-            f"time is {ahead:.0f} days after the watermark "
-            f"(limit {self.config.max_future_days} days)",
-        )
 
     def _reject(self, rejection: Rejection) -> Outcome:
         self.stats[f"rejected:{rejection.code}"] += 1
@@ -244,10 +257,23 @@ class Engine:
 
     def _on_stake(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
         owner, asset, percent, status = data
-        change = self.graph.apply(owner, asset, percent, status, t)
+        graph = self.graph
+        change = graph.apply(owner, asset, percent, status, t)
         if change is None:
             return
-        for root in sorted(self._readers.get(owner, ())):
+        readers = self._readers
+        roots = readers.get(owner, ())
+        if change.rescaled:
+            # every holding in the asset counts anew: whoever reads one of its owners
+            was, now = change.overallocation
+            if was != now:
+                self._allocations.append(
+                    Allocation(asset, now, graph.claimed(asset), graph.claimed(asset, held=True))
+                )
+            roots = set(roots)
+            for other in graph.counted_in(asset).keys() | graph.counted_in(asset, held=True):
+                roots |= readers.get(other, set())
+        for root in sorted(roots):
             self._refresh_exposure(root, change, triples)
 
     def _on_signed(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
@@ -533,8 +559,8 @@ class Engine:
             dict(cached.stakes),
             None if cached.held_stakes is None else dict(cached.held_stakes),
             None if cached.held_paths is None else dict(cached.held_paths),
-            cached.controlled,
-            frozenset(cached.touched),
+            set(cached.controlled),
+            set(cached.touched),
         )
 
     # -- snapshots --------------------------------------------------------------------------
@@ -576,7 +602,13 @@ class Engine:
                 intern(b)
 
 
-_FROM_CONFIG = ("config", "_future_limit")  # set by __init__ from the config: not state
+_FROM_CONFIG = ("config",)  # set by __init__ from the config: not state
+
+
+def _future(t: int, now: int) -> Rejection:
+    ahead = (t - now) / DAY_US
+    return Rejection("future", f"time is {ahead:.1f} days after the clock when read (limit 1 day)")
+
 
 _HANDLERS = {
     "ownership.stake": Engine._on_stake,

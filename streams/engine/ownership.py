@@ -11,17 +11,25 @@ few in a tuple or many in a dict (a dict of percents per node, as before, took 1
 even for one entry). Percents are read from the holdings; `out_eff`, `out_held` and
 `in_eff` build the percent rows on demand for readers. Entity ids are interned: one string
 per entity, however many keys name it.
+
+Inconsistent feeds (SPEC §2): where the holdings in an asset add up to more than 100 % in a
+graph, each counts pro rata (`counted`), and no path has more than `max_holdings` holdings.
+Both graphs keep the claimed total of each over-allocated asset (`over_eff`, `over_held`), so
+a traversal pays one lookup in an empty dict per edge in the common case. With both rules
+the paths from R to V above the floor number at most 10⁴ per length (docs/architecture.md,
+"Bounded work"); traversals are iterative, so a chain of any length cannot exhaust the stack.
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import NamedTuple
 
-__all__ = ["Change", "Exposure", "Holding", "OwnershipGraph", "Path"]
+__all__ = ["Change", "Exposure", "Holding", "OwnershipGraph", "Path", "counted"]
 
 Path = tuple[str, ...]
 _NO_FACTS: dict[str, tuple[float, bool, float] | None] = {}
@@ -63,8 +71,19 @@ def _name(member: Holding | str) -> str:
     return member if type(member) is str else member.asset
 
 
+def counted(value: float, total: float | None) -> float:
+    """A holding's counted percent: as claimed, or pro rata (× 100 / total) where the
+    asset's holdings in the graph claim `total` > 100 (None: not over-allocated)."""
+    return value if total is None else value * 100 / total
+
+
+def _scaled(value: float | None, total: float | None) -> float | None:
+    return None if value is None or total is None else value * 100 / total
+
+
 class Change(NamedTuple):
-    """One holding's effective and held values before and after an event."""
+    """One holding's effective and held values before and after an event, and the asset's
+    claimed totals in each graph (None while at most 100 %) before and after it."""
 
     owner: str
     asset: str
@@ -72,6 +91,26 @@ class Change(NamedTuple):
     eff_after: float | None
     held_before: float | None
     held_after: float | None
+    eff_total_before: float | None = None
+    eff_total_after: float | None = None
+    held_total_before: float | None = None
+    held_total_after: float | None = None
+
+    @property
+    def rescaled(self) -> bool:
+        """Whether the counted values of the asset's other holdings moved too."""
+        return (
+            self.eff_total_before != self.eff_total_after
+            or self.held_total_before != self.held_total_after
+        )
+
+    @property
+    def overallocation(self) -> tuple[bool, bool]:
+        """Whether the asset was over-allocated (in either graph) before, and after."""
+        return (
+            self.eff_total_before is not None or self.held_total_before is not None,
+            self.eff_total_after is not None or self.held_total_after is not None,
+        )
 
 
 @dataclass(slots=True)
@@ -82,8 +121,9 @@ class Exposure:
     stakes: dict[str, float] = field(default_factory=dict)
     held_stakes: dict[str, float] | None = None  # None: held graph equals effective here
     held_paths: dict[str, list[tuple[float, Path]]] | None = None
-    controlled: frozenset[str] = frozenset()
-    touched: frozenset[str] = frozenset()  # entities whose out-holdings this result read
+    # both grow in place as holdings change (a copy is the caller's to make: exposure_of)
+    controlled: set[str] = field(default_factory=set)
+    touched: set[str] = field(default_factory=set)  # entities whose out-holdings it read
 
     def stake(self, target: str) -> float:
         return self.stakes.get(target, 0.0)
@@ -146,14 +186,19 @@ def _swap(
 class OwnershipGraph:
     """Holdings, and who holds what both ways: `out` (owner -> its holdings) and `owners`
     (asset -> owner ids) list every holding with a value, held or pending, for both graphs;
-    `out_eff`, `out_held` and `in_eff` give one graph's rows with their percents."""
+    `out_eff`, `out_held` and `in_eff` give one graph's rows with their percents (as
+    claimed; `counted_in` gives the counted ones)."""
 
-    def __init__(self, path_floor: float = 0.01) -> None:
+    def __init__(self, path_floor: float = 0.01, max_holdings: int = 16) -> None:
         self.path_floor = path_floor
+        self.max_holdings = max_holdings
         self.holdings: dict[tuple[str, str], Holding] = {}
         self.out: dict[str, Row] = {}
         self.owners: dict[str, Ids] = {}
         self.pending_count = 0
+        # asset -> claimed total, only while above 100 % (effective / held graph)
+        self.over_eff: dict[str, float] = {}
+        self.over_held: dict[str, float] = {}
 
     # -- updates -----------------------------------------------------------------------
 
@@ -190,9 +235,56 @@ class OwnershipGraph:
         elif after == (None, None):
             _drop(self.out, owner, h)
             _drop(self.owners, asset, owner)
-        return Change(owner, asset, eff_before, h.effective, before[0], h.held)
+        eff_totals = held_totals = _NOT_OVER
+        eff_changed, held_changed = h.effective != eff_before, h.held != before[0]
+        row = self.owners.get(asset)
+        if row is None or type(row) is str:
+            # one owner or none: at most 100 %, whatever it was before
+            if eff_changed and self.over_eff:
+                eff_totals = (self.over_eff.pop(asset, None), None)
+            if held_changed and self.over_held:
+                held_totals = (self.over_held.pop(asset, None), None)
+        else:
+            if eff_changed:
+                eff_totals = _retotal(self.over_eff, asset, self.claimed(asset))
+            if held_changed:
+                held_totals = _retotal(self.over_held, asset, self.claimed(asset, held=True))
+        return Change(
+            owner, asset, eff_before, h.effective, before[0], h.held, *eff_totals, *held_totals
+        )
 
     # -- queries -----------------------------------------------------------------------
+
+    def claimed(self, asset: str, held: bool = False) -> float:
+        """The sum of the holdings in `asset` as claimed (math.fsum: the same bits in any
+        order), in the held graph or the effective one."""
+        owners = self.owners.get(asset)
+        if owners is None:
+            return 0.0
+        values = []
+        for owner in _members(owners):
+            h = self.holdings[owner, asset]
+            value = h.held if held else h.effective
+            if value is not None and value > 0:
+                values.append(value)
+        return math.fsum(values)
+
+    @property
+    def overallocated(self) -> set[str]:
+        """Assets whose holdings claim more than 100 % in either graph."""
+        return self.over_eff.keys() | self.over_held.keys()
+
+    def counted_in(self, asset: str, held: bool = False) -> dict[str, float]:
+        """owner -> counted percent (> 0) of each holding in `asset`, in one graph."""
+        total = (self.over_held if held else self.over_eff).get(asset)
+        row = {}
+        owners = self.owners.get(asset)
+        for owner in () if owners is None else _members(owners):
+            h = self.holdings[owner, asset]
+            value = h.held if held else h.effective
+            if value is not None and value > 0:
+                row[owner] = counted(value, total)
+        return row
 
     @property
     def out_eff(self) -> Rows:
@@ -217,23 +309,17 @@ class OwnershipGraph:
             held_paths, held_touched = self._paths(root, held=True)
             touched |= held_touched
             held_stakes = _stakes(held_paths)
-        controlled = self.controlled_by(root)
+        controlled = set(self.controlled_by(root))
         return Exposure(
-            paths,
-            _stakes(paths),
-            held_stakes,
-            held_paths,
-            controlled,
-            frozenset(touched | controlled),
+            paths, _stakes(paths), held_stakes, held_paths, controlled, touched | controlled
         )
 
     def _paths(self, root: str, held: bool) -> tuple[dict[str, list[tuple[float, Path]]], set[str]]:
         """All simple paths from root whose running stake stays at or above the floor, in
         the held graph or the effective one."""
         found: dict[str, list[tuple[float, Path]]] = {}
-        touched = {root}
-        self._extend([root], {root}, None, held, found, touched)
-        return found, touched
+        self._extend([root], {root}, None, held, found)
+        return found, {root, *found}
 
     def _extend(
         self,
@@ -242,34 +328,53 @@ class OwnershipGraph:
         stake: float | None,
         held: bool,
         found: dict[str, list[tuple[float, Path]]],
-        reached: set[str],
     ) -> None:
         """Extend `path` (running stake `stake`, None at the root) by every simple
-        continuation whose running stake stays at or above the floor."""
+        continuation of at most `max_holdings` holdings in all whose running stake stays at
+        or above the floor. Depth first with an explicit stack: `path` and `on_path` come
+        back as they were given."""
+        limit = self.max_holdings
         out = self.out
         row = out.get(path[-1])
-        if row is None:
+        if row is None or len(path) > limit:
             return
         floor = self.path_floor
-        kind = type(row)
-        for h in row.values() if kind is dict else row if kind is tuple else (row,):  # inline
-            nxt = h.asset
-            if nxt in on_path:
-                continue
-            pct = h.held if held or h.pending is None else h.pending
-            if pct is None or pct <= 0:
-                continue
-            s = pct if stake is None else stake * pct / 100
-            if s < floor:
-                continue
-            path.append(nxt)
-            found.setdefault(nxt, []).append((s, tuple(path)))
-            reached.add(nxt)
-            if nxt in out:
-                on_path.add(nxt)
-                self._extend(path, on_path, s, held, found, reached)
-                on_path.discard(nxt)
-            path.pop()
+        totals = self.over_held if held else self.over_eff
+        base = len(path)
+        stack = [(iter(_members(row)), stake)]
+        while stack:
+            holdings, prior = stack[-1]
+            for h in holdings:
+                nxt = h.asset
+                if nxt in on_path:
+                    continue
+                pct = h.held if held or h.pending is None else h.pending
+                if pct is None or pct <= 0:
+                    continue
+                if totals:
+                    total = totals.get(nxt)
+                    if total is not None:
+                        pct = pct * 100 / total
+                s = pct if prior is None else prior * pct / 100
+                if s < floor:
+                    continue
+                path.append(nxt)
+                known = found.get(nxt)
+                if known is None:
+                    found[nxt] = [(s, tuple(path))]
+                else:
+                    known.append((s, tuple(path)))
+                if len(path) <= limit:  # one more holding would still be within the limit
+                    onward = out.get(nxt)
+                    if onward is not None:
+                        on_path.add(nxt)
+                        stack.append((iter(_members(onward)), s))
+                        break
+                path.pop()
+            else:
+                stack.pop()
+                if len(path) > base:
+                    on_path.discard(path.pop())
 
     def _follow(
         self,
@@ -278,75 +383,112 @@ class OwnershipGraph:
         value: float | None,
         held: bool,
         found: dict[str, list[tuple[float, Path]]],
-        reached: set[str],
     ) -> None:
-        """The paths that continue each prefix by a holding in `asset` worth `value`
+        """The paths that continue each prefix by a holding in `asset` counted at `value`
         (which may differ from the graph's: the value before a change)."""
         if value is None or value <= 0:
             return
         floor = self.path_floor
+        limit = self.max_holdings
         onward = asset in self.out
         for stake, prefix in prefixes:
-            if asset in prefix:
+            if asset in prefix or len(prefix) > limit:
                 continue
             s = value if stake is None else stake * value / 100
             if s < floor:
                 continue
             path = (*prefix, asset)
             found.setdefault(asset, []).append((s, path))
-            reached.add(asset)
             if onward:
-                self._extend(list(path), set(path), s, held, found, reached)
+                self._extend(list(path), set(path), s, held, found)
+
+    def _changed_edges(
+        self, ch: Change, held: bool
+    ) -> list[tuple[str, float | None, float | None]]:
+        """(owner, counted before, counted after) of each holding in the changed asset whose
+        counted value moved in one graph: the changed holding, and all the asset's others
+        when its over-allocation changed."""
+        if held:
+            before, after = ch.held_before, ch.held_after
+            t_before, t_after = ch.held_total_before, ch.held_total_after
+        else:
+            before, after = ch.eff_before, ch.eff_after
+            t_before, t_after = ch.eff_total_before, ch.eff_total_after
+        if before == after:
+            return []
+        edges = [
+            (
+                ch.owner,
+                before if t_before is None else _scaled(before, t_before),
+                after if t_after is None else _scaled(after, t_after),
+            )
+        ]
+        if t_before != t_after:
+            owners = self.owners.get(ch.asset)
+            for other in () if owners is None else _members(owners):
+                if other == ch.owner:
+                    continue
+                h = self.holdings[other, ch.asset]
+                value = h.held if held else h.effective
+                if value is not None and value > 0:
+                    edges.append((other, counted(value, t_before), counted(value, t_after)))
+        return edges
 
     def update(
         self, exp: Exposure, root: str, ch: Change, threshold: float
     ) -> tuple[dict[str, tuple[float, bool, float] | None], set[str]]:
         """Bring `exp` up to date, in place, after one holding changed; only the paths
-        through that holding are followed.
+        through the holdings in the changed asset whose counted values moved are followed
+        (that one holding, or all of the asset's where its over-allocation changed).
 
-        Paths that reach the owner cannot use the changed holding (the owner would appear
-        twice), so they are the fixed prefixes; only their continuations through the holding
-        are enumerated again, with the old and with the new value. The held graph is
-        followed the same way; where it was equal to the effective one (`held_paths` None),
-        the effective paths before the change stand in for it.
+        Paths that reach an owner of the asset cannot use a holding in it (they would meet
+        the asset twice if they passed through it), so they are the fixed prefixes; only
+        their continuations through the asset are enumerated again, with the old and with
+        the new counted values. The held graph is followed the same way; where it was
+        equal to the effective one (`held_paths` None), the effective paths before the
+        change stand in for it.
 
         Returns the targets whose figures may have moved, each with its figures before the
         change (`facts`; None where the stake was below `threshold`, so that no conflict
         existed, which is all that is then needed), and the entities the exposure reads now
         and did not read before.
         """
-        owner, asset = ch.owner, ch.asset
-        own = [(None, (root,))] if owner == root else None
-        eff_prefixes = own or exp.paths.get(owner)
-        held_prefixes = None
-        if self.pending_count and ch.held_before != ch.held_after:
+        asset = ch.asset
+        own = [(None, (root,))]
+        eff_work = [
+            (prefixes, before, after)
+            for owner, before, after in self._changed_edges(ch, held=False)
+            if (prefixes := own if owner == root else exp.paths.get(owner))
+        ]
+        held_work = []
+        if self.pending_count:
             held_paths = exp.held_paths if exp.held_paths is not None else exp.paths
-            held_prefixes = own or held_paths.get(owner)
-        recontrol = owner in exp.controlled and self._control_may_change(exp.controlled, ch)
-        if not eff_prefixes and not held_prefixes and not recontrol:
+            held_work = [
+                (prefixes, before, after)
+                for owner, before, after in self._changed_edges(ch, held=True)
+                if (prefixes := own if owner == root else held_paths.get(owner))
+            ]
+        recontrol = self._control_may_change(exp.controlled, ch)
+        gained: set[str] = set()
+        if recontrol == _GROW:
+            gained = self._grow_control(exp.controlled, ch.asset)
+            recontrol = _NO if not gained else recontrol
+        if not eff_work and not held_work and not recontrol:
             # Nothing this exposure reads moved; only the held graph's bookkeeping follows
             # the rule below (held_paths None while it would equal the effective paths).
             if not self.pending_count:
                 exp.held_paths = exp.held_stakes = None
             return _NO_FACTS, _NO_ENTITIES
-        reached: set[str] = set()
-        eff_old: dict[str, list[tuple[float, Path]]] = {}
-        eff_new: dict[str, list[tuple[float, Path]]] = {}
-        if eff_prefixes:
-            scratch: set[str] = set()
-            self._follow(eff_prefixes, asset, ch.eff_before, False, eff_old, scratch)
-            self._follow(eff_prefixes, asset, ch.eff_after, False, eff_new, reached)
-        targets = eff_old.keys() | eff_new.keys()
-        held_old: dict[str, list[tuple[float, Path]]] = {}
-        held_new: dict[str, list[tuple[float, Path]]] = {}
-        if held_prefixes:
-            scratch = set()
-            self._follow(held_prefixes, asset, ch.held_before, True, held_old, scratch)
-            self._follow(held_prefixes, asset, ch.held_after, True, held_new, reached)
-            targets |= held_old.keys() | held_new.keys()
+        eff_old, eff_new = self._rework(asset, eff_work, held=False)
+        held_old, held_new = self._rework(asset, held_work, held=True)
+        targets = eff_old.keys() | eff_new.keys() | held_old.keys() | held_new.keys()
+        reached = eff_new.keys() | held_new.keys()
         controlled = exp.controlled
-        if recontrol:
-            controlled = self.controlled_by(root)
+        if recontrol == _GROW:
+            targets |= gained
+            reached |= gained
+        elif recontrol:
+            controlled = set(self.controlled_by(root))
             targets |= controlled ^ exp.controlled
             reached |= controlled
         stakes = exp.stakes
@@ -363,49 +505,109 @@ class OwnershipGraph:
         if self.pending_count and (held_old or held_new):
             assert exp.held_paths is not None and exp.held_stakes is not None
             _swap(exp.held_paths, exp.held_stakes, held_old, held_new)
+        if recontrol == _GROW:
+            controlled.update(gained)
         exp.controlled = controlled
         added = reached - exp.touched
         if added:
-            exp.touched = exp.touched | added
+            exp.touched.update(added)
         return before, added
 
-    def _control_may_change(self, controlled: frozenset[str], ch: Change) -> bool:
-        """Whether a change to a holding of a controlled owner can change `controlled`
-        (the least set closed under "held > 50 % by members"); False only when it
-        certainly cannot:
+    def _rework(
+        self,
+        asset: str,
+        work: list[tuple[list[tuple[float | None, Path]], float | None, float | None]],
+        held: bool,
+    ) -> tuple[dict[str, list[tuple[float, Path]]], dict[str, list[tuple[float, Path]]]]:
+        """The paths through the changed holdings before the change and after it, in one
+        graph: `work` lists each holding's prefixes with its counted values before and
+        after. (Scanning the paths held for those through the asset was tried for rescaled
+        assets: slower than walking the old ones again, docs/performance.md.)"""
+        old: dict[str, list[tuple[float, Path]]] = {}
+        new: dict[str, list[tuple[float, Path]]] = {}
+        for prefixes, before, after in work:
+            self._follow(prefixes, asset, before, held, old)
+            self._follow(prefixes, asset, after, held, new)
+        return old, new
 
-        - the effective value did not move;
-        - it rose, and the asset is controlled already, or its holdings by controlled
-          entities (this one at its new value) still add up to 50 % or less — the set is
-          still closed, and larger values can only grow the least closed set;
-        - it fell, and the asset is not controlled: no member's control rested on it.
+    def _control_may_change(self, controlled: set[str], ch: Change) -> int:
+        """Whether a change to a holding in `ch.asset` can change `controlled` (the least
+        set closed under "counted holdings by members > 50 %"): `_NO` only when it
+        certainly cannot, `_GROW` when the set can only grow (from the asset), `_ANEW`
+        when it must be found again.
+
+        - `_NO`: the effective value did not move; or the asset's over-allocation did
+          not move (its other holdings count as before) and the owner is not controlled;
+          or it fell and the asset is not controlled (no member's control rested on it);
+          or it rose and the asset is controlled already, or its holdings by controlled
+          entities still add up to 50 % or less (the set is still closed).
+        - `_GROW`: it rose and the asset's holdings by controlled entities now add up to
+          more than 50 %: larger values can only grow the least closed set, which is then
+          the closure of the old one (`_grow_control`) — linear in what is gained, where a
+          new search would be linear in all that is controlled (a 100,000-link chain).
+        - `_ANEW`: it fell and the asset is controlled; or the over-allocation moved (every
+          holding in the asset counts anew) and the asset or an owner of it is controlled.
         """
         before = ch.eff_before or 0.0
         after = ch.eff_after or 0.0
         if after == before:
-            return False
+            return _NO
         asset = ch.asset
+        if ch.eff_total_before != ch.eff_total_after:
+            if asset in controlled or ch.owner in controlled:
+                return _ANEW
+            owners = self.owners.get(asset)
+            if owners is not None and any(o in controlled for o in _members(owners)):
+                return _ANEW
+            return _NO
+        if ch.owner not in controlled:
+            return _NO
         if after < before:
-            return asset in controlled
+            return _ANEW if asset in controlled else _NO
         if asset in controlled:
-            return False
+            return _NO
+        return _GROW if self._held_by(controlled, asset) > 50 else _NO
+
+    def _held_by(self, group: Container[str], asset: str) -> float:
+        """The counted holdings in `asset` of the members of `group`, summed (math.fsum)."""
         owners = self.owners.get(asset)
         if owners is None:
-            return False
+            return 0.0
+        total = self.over_eff.get(asset)
         parts = []
         for owner in _members(owners):
-            if owner in controlled:
+            if owner in group:
                 pct = self.holdings[owner, asset].effective
                 if pct is not None and pct > 0:
-                    parts.append(pct)
-        return math.fsum(parts) > 50
+                    parts.append(counted(pct, total))
+        return math.fsum(parts)
+
+    def _grow_control(self, controlled: set[str], asset: str) -> set[str]:
+        """The entities that join `controlled` now that `asset` is held > 50 % by it: the
+        asset, and whatever the grown set then holds > 50 % (`controlled` is unchanged)."""
+        gained = {asset}
+        group = _Union(controlled, gained)
+        queue = [asset]
+        out = self.out
+        while queue:
+            row = out.get(queue.pop())
+            for h in () if row is None else _members(row):
+                x = h.asset
+                if x in group or not h.effective:
+                    continue
+                if self._held_by(group, x) > 50:
+                    gained.add(x)
+                    queue.append(x)
+        return gained
 
     def controlled_by(self, root: str) -> frozenset[str]:
-        """Entities `root` controls: itself, and any X held > 50 % by controlled entities."""
+        """Entities `root` controls: itself, and any X whose counted holdings by controlled
+        entities add up to more than 50 %."""
         controlled = {root}
         contributions: dict[str, list[float]] = {}
         queue = [root]
         out = self.out
+        totals = self.over_eff
         while queue:
             row = out.get(queue.pop())
             if row is None:
@@ -417,6 +619,8 @@ class OwnershipGraph:
                 pct = h.effective
                 if pct is None or pct <= 0:
                     continue
+                if totals:
+                    pct = counted(pct, totals.get(x))
                 parts = contributions.get(x)
                 if parts is None:
                     contributions[x] = [pct]
@@ -429,11 +633,91 @@ class OwnershipGraph:
                     queue.append(x)
         return frozenset(controlled)
 
+    def paths_into(self, asset: str) -> dict[str, list[tuple[float, Path]]]:
+        """Every counted simple path R → … → asset, grouped by R, with the stake the forward
+        walk gives it (the same bits as `exposure(R)`).
+
+        Walked backwards from the asset, iteratively; a suffix's product is at least the
+        whole path's, so pruning on it (with a little slack for rounding) never drops a
+        path the forward walk keeps.
+        """
+        limit = self.max_holdings
+        floor = self.path_floor * (1 - 1e-9)
+        found: dict[str, list[tuple[float, Path]]] = {}
+        reversed_path = [asset]
+        on_path = {asset}
+        stack = [(iter(self.counted_in(asset).items()), None)]
+        while stack:
+            owners, suffix = stack[-1]
+            for owner, pct in owners:
+                if owner in on_path:
+                    continue
+                s = pct if suffix is None else suffix * pct / 100
+                if s < floor:
+                    continue
+                reversed_path.append(owner)
+                path = tuple(reversed(reversed_path))
+                stake = self._forward_stake(path)
+                if stake is not None:
+                    found.setdefault(owner, []).append((stake, path))
+                if len(reversed_path) <= limit:
+                    on_path.add(owner)
+                    stack.append((iter(self.counted_in(owner).items()), s))
+                    break
+                reversed_path.pop()
+            else:
+                stack.pop()
+                if len(reversed_path) > 1:
+                    on_path.discard(reversed_path.pop())
+        return found
+
+    def _forward_stake(self, path: Path) -> float | None:
+        """The path's stake as the forward walk computes it, or None where it prunes it."""
+        stake: float | None = None
+        for owner, asset in pairwise(path):
+            h = self.holdings.get((owner, asset))
+            pct = None if h is None else h.effective
+            if pct is None or pct <= 0:
+                return None
+            pct = counted(pct, self.over_eff.get(asset))
+            stake = pct if stake is None else stake * pct / 100
+            if stake < self.path_floor:
+                return None
+        return stake
+
     def owners_of(self, asset: str) -> dict[str, float]:
         return self.in_eff.get(asset, {})
 
     def holdings_of(self, owner: str) -> dict[str, float]:
         return self.out_eff.get(owner, {})
+
+
+_NOT_OVER = (None, None)
+_NO, _GROW, _ANEW = 0, 1, 2  # what a change can do to a controlled set
+
+
+class _Union:
+    """Membership in either of two sets, without building their union."""
+
+    __slots__ = ("a", "b")
+
+    def __init__(self, a: set[str], b: set[str]) -> None:
+        self.a, self.b = a, b
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.a or item in self.b
+
+
+def _retotal(over: dict[str, float], asset: str, total: float) -> tuple[float | None, float | None]:
+    """Record the asset's claimed `total` in one graph's over-allocation table; its
+    over-allocation before and after (None while at most 100 %)."""
+    before = over.get(asset)
+    if total > 100:
+        over[asset] = total
+        return before, total
+    if before is not None:
+        del over[asset]
+    return before, None
 
 
 def _add(index: dict, key: str, member: Holding | str) -> None:

@@ -1,8 +1,9 @@
 """Who owns an entity, and what it owns — effective stakes with their paths (SPEC §2).
 
-``holdings`` is the engine's own exposure of the entity. ``owners`` walks the graph
-backwards from the asset, then recomputes each path forwards in the engine's order
-(docs/decisions.md, Arithmetic), so ``owners(V)[R]`` has the same bits as ``holdings(R)[V]``.
+``holdings`` is the engine's own exposure of the entity; ``owners`` is the engine's walk
+backwards from the asset (`OwnershipGraph.paths_into`), which gives each path the bits the
+forward walk gives it, so ``owners(V)[R]`` equals ``holdings(R)[V]``. Both show what an
+asset's holdings claim in all and what each counts (pro rata where over-allocated).
 """
 
 from __future__ import annotations
@@ -21,11 +22,28 @@ Path = tuple[str, ...]
 
 
 def _direct(graph: OwnershipGraph, owner: str, asset: str) -> dict[str, Any] | None:
-    """The direct holding, if any: the effective percent, and the held and pending values."""
+    """The direct holding, if any: the effective percent as claimed and as counted (pro
+    rata where the asset is over-allocated), and the held and pending values."""
     h = graph.holdings.get((owner, asset))
     if h is None or h.effective is None:
         return None
-    return {"percent": h.effective, "held": h.held, "pending": h.pending}
+    counted = graph.counted_in(asset).get(owner, 0.0)
+    return {
+        "percent": h.effective,
+        "counted": round(counted, 6),
+        "held": h.held,
+        "pending": h.pending,
+    }
+
+
+def _allocation(graph: OwnershipGraph, asset: str) -> dict[str, Any]:
+    """What the holdings in `asset` claim in all, and whether they count pro rata."""
+    claimed, claimed_held = graph.claimed(asset), graph.claimed(asset, held=True)
+    return {
+        "claimed": round(claimed, 6),
+        "claimed_held": round(claimed_held, 6),
+        "overallocated": claimed > 100 or claimed_held > 100,
+    }
 
 
 def _path_pending(graph: OwnershipGraph, path: Path) -> bool:
@@ -34,51 +52,6 @@ def _path_pending(graph: OwnershipGraph, path: Path) -> bool:
     return any(
         (h := hs.get((a, b))) is not None and h.pending is not None for a, b in pairwise(path)
     )
-
-
-def _forward_stake(graph: OwnershipGraph, path: Path) -> float | None:
-    """The path's stake as the engine computes it, or None if the engine prunes it."""
-    out, floor = graph.out_eff, graph.path_floor
-    stake: float | None = None
-    for a, b in pairwise(path):
-        pct = out.get(a, {}).get(b)
-        if pct is None or pct <= 0:
-            return None
-        stake = pct if stake is None else stake * pct / 100
-        if stake < floor:
-            return None
-    return stake
-
-
-def _owner_paths(graph: OwnershipGraph, asset: str) -> dict[str, list[tuple[float, Path]]]:
-    """Every simple path R → … → asset above the floor, grouped by R."""
-    inbound = graph.in_eff
-    # suffix products are at least the whole path's, so pruning on them (with a little
-    # slack for rounding) never drops a path the forward walk keeps
-    floor = graph.path_floor * (1 - 1e-9)
-    found: dict[str, list[tuple[float, Path]]] = {}
-    reversed_path = [asset]
-    on_path = {asset}
-
-    def walk(node: str, suffix: float | None) -> None:
-        for owner, pct in inbound.get(node, {}).items():
-            if owner in on_path or pct <= 0:
-                continue
-            s = pct if suffix is None else suffix * pct / 100
-            if s < floor:
-                continue
-            reversed_path.append(owner)
-            on_path.add(owner)
-            path = tuple(reversed(reversed_path))
-            stake = _forward_stake(graph, path)
-            if stake is not None:
-                found.setdefault(owner, []).append((stake, path))
-            walk(owner, s)
-            on_path.discard(owner)
-            reversed_path.pop()
-
-    walk(asset, None)
-    return found
 
 
 def _shown(paths: list[tuple[float, Path]], graph: OwnershipGraph) -> list[dict[str, Any]]:
@@ -91,7 +64,7 @@ def owners(engine: Engine, entity: str) -> dict[str, Any]:
     require(engine, entity)
     graph = engine.graph
     rows = []
-    for owner, paths in _owner_paths(graph, entity).items():
+    for owner, paths in graph.paths_into(entity).items():
         stake = min(100.0, math.fsum(s for s, _ in paths))
         rows.append(
             {
@@ -107,6 +80,7 @@ def owners(engine: Engine, entity: str) -> dict[str, Any]:
     return {
         "entity": entity,
         "watermark": watermark(engine),
+        "allocation": _allocation(graph, entity),
         "owners": rows,
         "names": names(engine, ids),
     }

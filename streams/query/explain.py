@@ -8,6 +8,7 @@ clause by clause, naming the one that matched.
 
 from __future__ import annotations
 
+import math
 from itertools import pairwise
 from typing import Any
 
@@ -67,10 +68,15 @@ def _holding(engine: Engine, provenance: Provenance | None, owner: str, asset: s
         else:
             held_ev = last
     pending = h is not None and h.pending is not None
+    graph = engine.graph
+    claimed = graph.claimed(asset)
     return {
         "owner": owner,
         "asset": asset,
         "percent": None if h is None else h.effective,
+        "counted": round(graph.counted_in(asset).get(owner, 0.0), 6),
+        "asset_claimed": round(claimed, 6),
+        "overallocated": claimed > 100,
         "held": None if h is None else h.held,
         "pending": None if h is None else h.pending,
         "status": "announced" if pending else "closed",
@@ -99,16 +105,20 @@ def _contract(engine: Engine, provenance: Provenance | None, cid: str, today: in
 
 def _control(engine: Engine, rival: str, vendor: str, controlled: frozenset[str]) -> dict:
     """The holdings in the vendor of the rival and of what it controls (> 50 % = control)."""
+    graph = engine.graph
+    claimed = graph.in_eff.get(vendor, {})
     holders = [
-        {"holder": owner, "percent": pct}
-        for owner, pct in sorted(engine.graph.in_eff.get(vendor, {}).items())
+        {"holder": owner, "percent": claimed[owner], "counted": round(pct, 6)}
+        for owner, pct in sorted(graph.counted_in(vendor).items())
         if owner in controlled
     ]
     return {
         "controlled": vendor in controlled,
-        "rule": "the rival and the entities it controls hold more than 50 % of the vendor",
+        "rule": "the rival and the entities it controls hold more than 50 % of the vendor "
+        "(counted values: pro rata where the vendor's holdings claim more than 100 %)",
         "holders": holders,
-        "total": round(sum(h["percent"] for h in holders), 6),
+        "total": round(math.fsum(h["counted"] for h in holders), 6),
+        "vendor_claimed": round(graph.claimed(vendor), 6),
     }
 
 
@@ -200,8 +210,10 @@ def explain(
             "stake": figures["stake"],
             "held_stake": round(exposure.held_stake(vendor), 6),
             "pending": figures["pending"],
-            "rule": "sum over simple paths of the product of holdings, capped at 100 %; "
-            "announced holdings count in place of held ones",
+            "rule": "sum over simple paths of at most "
+            f"{config.max_path_holdings} holdings of the product of the holdings' counted "
+            "values, capped at 100 %; announced holdings count in place of held ones; where "
+            "an asset's holdings claim more than 100 %, each counts pro rata",
             "paths": paths,
         },
         "control": _control(engine, rival, vendor, exposure.controlled),
@@ -239,7 +251,7 @@ def _paths(engine: Engine, provenance: Provenance | None, rows: list[dict]) -> l
         paths.append(
             {
                 **row,
-                "product": " × ".join(f"{e['percent']:g} %" for e in edges),
+                "product": " × ".join(f"{e['counted']:g} %" for e in edges),
                 "pending": any(e["status"] == "announced" for e in edges),
                 "holdings": edges,
             }

@@ -220,23 +220,25 @@ def test_two_paths_sum_and_are_listed_largest_first(feed: Feed) -> None:
     ]
 
 
-def test_effective_stake_is_capped_at_100(feed: Feed) -> None:
-    """Three 50 % paths sum to 150 and are published as 100; equal paths sort by entity list."""
+def test_an_over_allocated_asset_counts_pro_rata(feed: Feed) -> None:
+    """x and y each claim 100 % of v and meta 50 %: v's holdings claim 250 %, so each counts
+    × 100 / 250 (SPEC v2 §2) and the three paths give 20 % each, 60 % in all — where summing
+    the claims as given would have reached 150 % and been capped."""
     assert feed.stake("meta", "x", 50, day(1)) == []
     assert feed.stake("x", "v", 100, day(1))[0]["stake"] == 50.0  # opens, high
     assert feed.stake("meta", "y", 50, day(1)) == []
-    assert feed.stake("y", "v", 100, day(1)) == []  # 100 now, still high
-    assert feed.stake("meta", "v", 50, day(1)) == []  # 150 -> 100; 50 % is not control
+    assert feed.stake("y", "v", 100, day(1)) == []  # 200 % claimed: 25 + 25, still high
+    assert feed.stake("meta", "v", 50, day(1)) == []  # 250 % claimed: 20 + 20 + 20
     records = feed.ok("rivalry.withdrawn", day(2), {"a": "google", "b": "meta"})
     assert records == [
         alert(
             "resolved",
             "high",
-            stake=100.0,
+            stake=60.0,
             paths=[
-                (["meta", "v"], 50.0),
-                (["meta", "x", "v"], 50.0),
-                (["meta", "y", "v"], 50.0),
+                (["meta", "v"], 20.0),
+                (["meta", "x", "v"], 20.0),
+                (["meta", "y", "v"], 20.0),
             ],
             event_id="e8",
             event_time="2024-01-03T00:00:00Z",

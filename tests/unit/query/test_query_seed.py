@@ -214,7 +214,7 @@ def test_exposure_lists_each_vendor_with_each_rivals_reach(announced):
 def test_owners_and_holdings_of_scale_ai_and_meta(settled):
     [owner] = owners(settled.engine, "scale-ai")["owners"]
     assert owner["owner"] == "meta" and owner["stake"] == 49.0 and not owner["controls"]
-    assert owner["direct"] == {"percent": 49.0, "held": 49.0, "pending": None}
+    assert owner["direct"] == {"percent": 49.0, "counted": 49.0, "held": 49.0, "pending": None}
     [held] = holdings(settled.engine, "meta")["holdings"]
     assert held["asset"] == "scale-ai" and held["paths"][0]["path"] == ["meta", "scale-ai"]
     with pytest.raises(NotFound):
