@@ -57,8 +57,10 @@ def run_backtest(
     lines: Iterable[tuple[int, bytes]],
     emit: Callable[[AlertRecord], None],
     dead_letter: BinaryIO | None = None,
+    now: int | None = None,
 ) -> BacktestSummary:
-    """Apply every line in order; `emit(record)` for each alert record, in SPEC order."""
+    """Apply every line in order, as read at `now` (microseconds; None: no `future` check);
+    `emit(record)` for each alert record, in SPEC order."""
     summary = BacktestSummary()
     process = engine.process
     for number, raw in lines:
@@ -66,7 +68,7 @@ def run_backtest(
             summary.blank += 1
             continue
         summary.read += 1
-        outcome = process(raw)
+        outcome = process(raw, now)
         rejection = outcome.rejection
         if rejection is not None:
             summary.rejected[rejection.code] += 1

@@ -918,6 +918,7 @@ def run_bench(
     quick: bool,
     engine: bool = True,
     stream: bool = True,
+    hostile: bool = False,
     broker: str | None = None,
     json_path: Path | None = None,
 ) -> dict:
@@ -949,12 +950,22 @@ def run_bench(
         doc["figure_details"] = stream_doc["figure_details"]
         doc["run"] = stream_doc["run"]
         rows += stream_rows(stream_doc)
+    targets = dict(TARGETS)
+    if hostile:
+        from streams.bench_hostile import hostile_figures, hostile_rows
+
+        hostile_doc = hostile_figures(quick, broker=broker, progress=say)
+        doc["figures"].update(hostile_doc["figures"])
+        doc["details"]["hostile"] = hostile_doc["details"]
+        for name, value, target, where in hostile_rows(hostile_doc):
+            rows.append((name, value, where))
+            targets[name] = target
     table = Table(title="stakewatch bench" + (" --quick" if quick else ""))
     for column, justify in (("figure", "left"), ("value", "right"), ("target", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     table.add_column("parameters, same-run comparison")
     for name, value, where in rows:
-        table.add_row(name, value, TARGETS.get(name, ""), where)
+        table.add_row(name, value, targets.get(name, ""), where)
     out = Console()
     if not out.is_terminal:  # a pipe or a CI log: room for the parameters column
         out = Console(width=160)

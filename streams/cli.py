@@ -62,6 +62,42 @@ def _engine(config: Path | None) -> Engine:
     return Engine(_config(config))
 
 
+NowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--now",
+        help="RFC 3339 time the file counts as read at: an event more than a day after it "
+        "is rejected as `future`. Default: the clock now.",
+        show_default=False,
+    ),
+]
+
+
+def _time_option(name: str, value: str):
+    """An RFC 3339 option value with its offset, or exit 2 naming the option."""
+    import datetime as dt
+
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        err.print(f"[red]bad setting[/red]: {name}: {value!r} is not an RFC 3339 time")
+        raise typer.Exit(2) from None
+    if when.tzinfo is None:
+        err.print(f"[red]bad setting[/red]: {name}: {value!r} has no UTC offset")
+        raise typer.Exit(2)
+    return when
+
+
+def _read_at(now: str | None) -> int:
+    """The clock reading an offline command judges `future` by, in microseconds: --now, or
+    the wall clock (the one place it enters, SPEC v2 §2)."""
+    import time
+
+    if now is None:
+        return time.time_ns() // 1000
+    return int(_time_option("--now", now).timestamp() * 1_000_000)
+
+
 BrokerOpt = Annotated[
     str | None,
     typer.Option(
@@ -162,11 +198,13 @@ def backtest(
         Path | None, typer.Option("--dead-letter", help="Write rejected lines and reasons here.")
     ] = None,
     config: ConfigOpt = None,
+    now: NowOpt = None,
 ) -> None:
     """Replay an event file through the engine; print the alert records it would have fired."""
     from streams.backtest import iter_lines, run_backtest, write_record
 
     engine = _engine(config)
+    read_at = _read_at(now)
     try:
         source = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
     except OSError as exc:
@@ -175,7 +213,7 @@ def backtest(
     dl = open(dead_letter, "wb") if dead_letter else None  # noqa: SIM115
     out = sys.stdout.buffer
     try:
-        summary = run_backtest(engine, iter_lines(source), write_record(out), dl)
+        summary = run_backtest(engine, iter_lines(source), write_record(out), dl, now=read_at)
     except OSError as exc:
         err.print(f"[red]cannot read {file}[/red]: {exc.strerror}")
         raise typer.Exit(1) from None
@@ -216,6 +254,10 @@ def bench(
     stream: Annotated[
         bool, typer.Option("--stream", help="Stream figures only (worker and peers).")
     ] = False,
+    hostile: Annotated[
+        bool,
+        typer.Option("--hostile", help="Hostile-input figures only (mesh, chain, 400 %+ world)."),
+    ] = False,
     broker: Annotated[
         str | None,
         typer.Option(
@@ -232,11 +274,12 @@ def bench(
     broker and one generated stream, alert latency, recovery and rebuild."""
     from streams.bench_stream import run_bench
 
-    both = engine == stream  # neither flag, or both: everything
+    every = not (engine or stream or hostile)  # no flag: everything
     run_bench(
         quick=quick,
-        engine=both or engine,
-        stream=both or stream,
+        engine=every or engine,
+        stream=every or stream,
+        hostile=every or hostile,
         broker=broker,
         json_path=json_path,
     )
@@ -245,15 +288,16 @@ def bench(
 # -- questions over a file: the offline twins of GET /v1/explain and POST /v1/what-if ----
 
 
-def _load_state(file: str, config: Path | None):
+def _load_state(file: str, config: Path | None, now: str | None):
     """Apply FILE as backtest does, keeping the evidence explanations cite; each line it
     skipped is said on stderr (line number and reason), as backtest's summary counts them."""
     from streams.query import load_lines
 
     engine_config = _config(config)
+    read_at = _read_at(now)
     try:
         with sys.stdin.buffer if file == "-" else open(file, "rb") as source:
-            state = load_lines(source, engine_config)
+            state = load_lines(source, engine_config, now=read_at)
     except OSError as exc:
         err.print(f"[red]cannot read {file}[/red]: {exc.strerror}")
         raise typer.Exit(1) from None
@@ -291,6 +335,7 @@ def explain(
     vendor: EntityOpt,
     rival: EntityOpt,
     config: ConfigOpt = None,
+    now: NowOpt = None,
 ) -> None:
     """Why (client, vendor, rival) is a conflict after FILE, or why not (as GET /v1/explain)."""
     from streams.query import SLUG, NotFound
@@ -300,7 +345,7 @@ def explain(
         if not SLUG.match(value):
             err.print(f"[red]bad option[/red] {name}: {value!r} is not an entity id")
             raise typer.Exit(2)
-    state = _load_state(file, config)
+    state = _load_state(file, config, now)
     try:
         doc = run_explain(state.engine, state.provenance, client, vendor, rival)
     except NotFound as exc:
@@ -316,6 +361,7 @@ def whatif(
         Path, typer.Argument(help="NDJSON hypothetical events (id, source, time optional).")
     ],
     config: ConfigOpt = None,
+    now: NowOpt = None,
 ) -> None:
     """What HYPOTHETICAL events would open, change and close after FILE (as POST /v1/what-if).
 
@@ -323,7 +369,7 @@ def whatif(
     from streams.query import BadHypothesis, what_if
     from streams.query.offline import read_hypotheses
 
-    state = _load_state(file, config)
+    state = _load_state(file, config, now)
     try:
         with open(hypothetical, "rb") as fh:
             events, numbers = read_hypotheses(fh)
@@ -631,20 +677,9 @@ def rebuild(
     external broker the group's members), and checks again after writing the marker.
     `--force` writes it anyway (for a member the broker still lists after it died).
     """
-    import datetime as dt
-
     from streams.rebuild import live_workers, request_rebuild
 
-    when = None
-    if since is not None:
-        try:
-            when = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
-        except ValueError:
-            err.print(f"[red]bad setting[/red]: --from: {since!r} is not an RFC 3339 time")
-            raise typer.Exit(2) from None
-        if when.tzinfo is None:
-            err.print(f"[red]bad setting[/red]: --from: {since!r} has no UTC offset")
-            raise typer.Exit(2)
+    when = None if since is None else _time_option("--from", since)
     settings = _settings(broker)
 
     async def go() -> int:

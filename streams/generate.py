@@ -256,7 +256,7 @@ def overallocated_world(events: int = 3000, seed: int = 9) -> Iterator[bytes]:
     rng = random.Random(seed)
     t = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
     labs = ["google", "meta", "openai", "microsoft", "xai"]
-    vendors = ["scale-ai", "surge-ai", "turing", "invisible"]
+    vendors = ["surge-ai", "invisible", "appen", "sama"]  # none of the seed case's
     others = [f"holder-{i}" for i in range(200 - len(labs) - len(vendors))]
     everyone = labs + vendors + others
     n = 0

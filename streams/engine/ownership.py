@@ -27,6 +27,7 @@ import sys
 from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
+from operator import itemgetter
 from typing import NamedTuple
 
 __all__ = ["Change", "Exposure", "Holding", "OwnershipGraph", "Path", "counted"]
@@ -134,8 +135,11 @@ class Exposure:
         return self.held_stakes.get(target, 0.0)
 
 
+_stake_of, _path_of = itemgetter(0), itemgetter(1)
+
+
 def _stakes(paths: dict[str, list[tuple[float, Path]]]) -> dict[str, float]:
-    return {v: min(100.0, math.fsum(s for s, _ in ps)) for v, ps in paths.items()}
+    return {v: min(100.0, math.fsum(map(_stake_of, ps))) for v, ps in paths.items()}
 
 
 def facts(exposure: Exposure, target: str) -> tuple[float, bool, float]:
@@ -168,15 +172,17 @@ def _swap(
             elif len(gone) == 1:
                 drop = gone[0][1]
                 kept = [sp for sp in kept if sp[1] != drop]
+            elif len(gone) == len(kept):
+                kept = None  # every path there was went through the change
             else:
-                drops = {p for _, p in gone}
+                drops = set(map(_path_of, gone))
                 kept = [sp for sp in kept if sp[1] not in drops]
         if fresh:
             kept = kept + fresh if kept else fresh
         if kept:
             paths[target] = kept
             # math.fsum of one term is that term
-            total = kept[0][0] if len(kept) == 1 else math.fsum(s for s, _ in kept)
+            total = kept[0][0] if len(kept) == 1 else math.fsum(map(_stake_of, kept))
             stakes[target] = min(100.0, total)
         else:
             paths.pop(target, None)
@@ -380,27 +386,104 @@ class OwnershipGraph:
         self,
         prefixes: list[tuple[float | None, Path]],
         asset: str,
-        value: float | None,
+        before: float | None,
+        after: float | None,
         held: bool,
-        found: dict[str, list[tuple[float, Path]]],
+        old: dict[str, list[tuple[float, Path]]],
+        new: dict[str, list[tuple[float, Path]]],
     ) -> None:
-        """The paths that continue each prefix by a holding in `asset` counted at `value`
-        (which may differ from the graph's: the value before a change)."""
-        if value is None or value <= 0:
-            return
+        """The paths that continue each prefix by a holding in `asset` counted at `before`
+        (into `old`) and at `after` (into `new`), in one walk: beyond the holding both see
+        the same graph, so only the running stakes differ, and a path goes to each side
+        that keeps it above the floor."""
         floor = self.path_floor
         limit = self.max_holdings
         onward = asset in self.out
+        b = before if before is not None and before > 0 else None
+        a = after if after is not None and after > 0 else None
+        if b is None and a is None:
+            return
         for stake, prefix in prefixes:
             if asset in prefix or len(prefix) > limit:
                 continue
-            s = value if stake is None else stake * value / 100
-            if s < floor:
+            so = -1.0 if b is None else b if stake is None else stake * b / 100
+            sn = -1.0 if a is None else a if stake is None else stake * a / 100
+            if so < floor and sn < floor:
                 continue
             path = (*prefix, asset)
-            found.setdefault(asset, []).append((s, path))
+            if so >= floor:
+                old.setdefault(asset, []).append((so, path))
+            if sn >= floor:
+                new.setdefault(asset, []).append((sn, path))
             if onward:
-                self._extend(list(path), set(path), s, held, found)
+                self._extend_pair(list(path), set(path), so, sn, held, old, new)
+
+    def _extend_pair(
+        self,
+        path: list[str],
+        on_path: set[str],
+        old_stake: float,
+        new_stake: float,
+        held: bool,
+        old: dict[str, list[tuple[float, Path]]],
+        new: dict[str, list[tuple[float, Path]]],
+    ) -> None:
+        """`_extend` with two running stakes (before and after a change behind the path):
+        each continuation goes to the side(s) whose stake stays at or above the floor, and
+        is followed while either does. A side below the floor stays below it (holdings
+        count at most 100 %), so its stake is then carried as -1."""
+        limit = self.max_holdings
+        out = self.out
+        row = out.get(path[-1])
+        if row is None or len(path) > limit:
+            return
+        floor = self.path_floor
+        totals = self.over_held if held else self.over_eff
+        base = len(path)
+        stack = [(iter(_members(row)), old_stake, new_stake)]
+        while stack:
+            holdings, prior_old, prior_new = stack[-1]
+            for h in holdings:
+                nxt = h.asset
+                if nxt in on_path:
+                    continue
+                pct = h.held if held or h.pending is None else h.pending
+                if pct is None or pct <= 0:
+                    continue
+                if totals:
+                    total = totals.get(nxt)
+                    if total is not None:
+                        pct = pct * 100 / total
+                so = prior_old * pct / 100 if prior_old >= floor else -1.0
+                sn = prior_new * pct / 100 if prior_new >= floor else -1.0
+                keep_old, keep_new = so >= floor, sn >= floor
+                if not keep_old and not keep_new:
+                    continue
+                path.append(nxt)
+                entry = tuple(path)
+                if keep_old:
+                    known = old.get(nxt)
+                    if known is None:
+                        old[nxt] = [(so, entry)]
+                    else:
+                        known.append((so, entry))
+                if keep_new:
+                    known = new.get(nxt)
+                    if known is None:
+                        new[nxt] = [(sn, entry)]
+                    else:
+                        known.append((sn, entry))
+                if len(path) <= limit:
+                    onward = out.get(nxt)
+                    if onward is not None:
+                        on_path.add(nxt)
+                        stack.append((iter(_members(onward)), so, sn))
+                        break
+                path.pop()
+            else:
+                stack.pop()
+                if len(path) > base:
+                    on_path.discard(path.pop())
 
     def _changed_edges(
         self, ch: Change, held: bool
@@ -526,8 +609,7 @@ class OwnershipGraph:
         old: dict[str, list[tuple[float, Path]]] = {}
         new: dict[str, list[tuple[float, Path]]] = {}
         for prefixes, before, after in work:
-            self._follow(prefixes, asset, before, held, old)
-            self._follow(prefixes, asset, after, held, new)
+            self._follow(prefixes, asset, before, after, held, old, new)
         return old, new
 
     def _control_may_change(self, controlled: set[str], ch: Change) -> int:

@@ -36,11 +36,11 @@ class State:
     # say what they skipped; ``rejected`` counts them all.
     skipped: list[tuple[int, Rejection]] = field(default_factory=list)
 
-    def apply(self, raw: bytes, line: int = 0) -> None:
+    def apply(self, raw: bytes, line: int = 0, now: int | None = None) -> None:
         event = decode(raw)
         rejection = event if isinstance(event, Rejection) else None
         if rejection is None:
-            outcome = self.engine.apply(event)
+            outcome = self.engine.apply(event, now)
             rejection = outcome.rejection
         if rejection is not None:
             self.rejected += 1
@@ -56,13 +56,16 @@ class State:
                 self.latest.pop(record.dedup_key, None)
 
 
-def load_lines(lines: Iterable[bytes], config: EngineConfig | None = None) -> State:
-    """Apply NDJSON lines in order (blank lines skipped, bad ones counted as rejected)."""
+def load_lines(
+    lines: Iterable[bytes], config: EngineConfig | None = None, now: int | None = None
+) -> State:
+    """Apply NDJSON lines in order, as read at `now` (blank lines skipped, bad ones counted
+    as rejected)."""
     state = State(Engine(config))
     for number, raw in enumerate(lines, start=1):
         raw = raw.strip()
         if raw:
-            state.apply(raw, number)
+            state.apply(raw, number, now)
     return state
 
 

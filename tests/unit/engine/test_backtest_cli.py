@@ -66,3 +66,31 @@ def test_bad_config_fails_naming_the_setting(tmp_path):
     cfg.write_text('threshold = "high"\n')
     proc = _backtest(str(SEED), "--config", str(cfg))
     assert proc.returncode == 2 and b"threshold" in proc.stderr
+
+
+def test_future_is_judged_against_now_and_years_between_events_are_kept(tmp_path):
+    """A register's sparse history (2019, 2021, 2023) is applied whole; an event dated more
+    than a day after the reading (--now, else the clock) is rejected as `future`."""
+
+    def stake(n: int, time: str, percent: int) -> str:
+        data = {"owner": "meta", "asset": "scale-ai", "percent": percent}
+        return json.dumps(
+            {"specversion": "1.0", "id": f"h-{n}", "source": "/register",
+             "type": "ownership.stake", "time": time, "data": data}
+        )  # fmt: skip
+
+    history = [
+        stake(n, f"{year}-01-01T00:00:00Z", 10 + n) for n, year in enumerate((2019, 2021, 2023))
+    ]
+    history.append(stake(9, "2031-01-02T00:00:00Z", 40))
+    events = tmp_path / "history.ndjson"
+    events.write_text("\n".join(history) + "\n")
+    dl = tmp_path / "dead.ndjson"
+    proc = _backtest(str(events), "--dead-letter", str(dl))
+    assert proc.returncode == 0, proc.stderr
+    assert b"applied 3" in proc.stderr and b"future 1" in proc.stderr
+    assert [json.loads(x)["line"] for x in dl.read_text().splitlines()] == [4]
+    proc = _backtest(str(events), "--now", "2031-01-01T00:00:00Z")
+    assert proc.returncode == 0 and b"applied 4" in proc.stderr, proc.stderr
+    proc = _backtest(str(events), "--now", "yesterday")
+    assert proc.returncode == 2 and b"--now" in proc.stderr
