@@ -240,3 +240,42 @@ async def test_malformed_records_on_every_input_topic_are_dead_lettered(
     )
     assert all(d["reason"] and "\n" not in d["reason"] for d in dead)
     assert {d["code"] for d in dead} >= {"invalid_json", "too_large"}
+
+
+async def test_an_over_allocated_asset_is_applied_logged_and_counted(
+    broker: EmbeddedBroker, names
+) -> None:
+    """Two sources claiming 130 % of scale-ai between them (SPEC v2 §2): both events are
+    applied, each holding counts pro rata, the worker logs the asset entering and leaving
+    over-allocation and the gauge follows — through the real broker."""
+    import structlog
+    from prometheus_client import CollectorRegistry
+
+    from streams.metrics import Metrics
+
+    def stake(n: int, owner: str, percent: float, day: int) -> bytes:
+        return orjson.dumps(
+            {"specversion": "1.0", "id": f"oa-{n}", "source": "/feeds/a", "time":
+             f"2025-07-{day:02}T00:00:00Z", "type": "ownership.stake",
+             "data": {"owner": owner, "asset": "scale-ai", "percent": percent}}
+        )  # fmt: skip
+
+    metrics = Metrics(CollectorRegistry(), process_metrics=False)
+    gauge = metrics.overallocated_assets
+    with structlog.testing.capture_logs() as logs:
+        async with running_worker(broker.bootstrap, names, metrics=metrics) as worker:
+            await publish(
+                broker.bootstrap, names, [stake(1, "meta", 70, 1), stake(2, "fund", 60, 2)]
+            )
+            await wait_for(lambda: worker.counts["applied"] == 2, 20, "both stakes applied")
+            await wait_for(lambda: gauge._value.get() == 1, 10, "the gauge at 1")
+            counted = worker.engine.graph.counted_in("scale-ai")
+            assert counted == {"meta": 70 * 100 / 130, "fund": 60 * 100 / 130}
+            await publish(broker.bootstrap, names, [stake(3, "fund", 20, 3)])
+            await wait_for(lambda: worker.counts["applied"] == 3, 20, "the exit applied")
+            await wait_for(lambda: gauge._value.get() == 0, 10, "the gauge back at 0")
+    said = [(e["event"], e["asset"], e["claimed_percent"]) for e in logs if "asset" in e]
+    assert said == [
+        ("asset over-allocated", "scale-ai", 130.0),
+        ("asset no longer over-allocated", "scale-ai", 90.0),
+    ]

@@ -84,8 +84,10 @@ def backtest_open(lines: Iterable[bytes]) -> tuple[dict[str, str], list[dict]]:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(bootstrap: str, names: TopicNames, **options) -> AsyncIterator[Worker]:
-    worker = Worker(WorkerOptions(bootstrap, names=names, **{**FAST, **options}))
+async def running_worker(
+    bootstrap: str, names: TopicNames, metrics=None, **options
+) -> AsyncIterator[Worker]:
+    worker = Worker(WorkerOptions(bootstrap, names=names, **{**FAST, **options}), metrics)
     await worker.start()
     try:
         yield worker

@@ -97,6 +97,7 @@ def test_every_exported_name_is_prefixed_and_the_exposition_parses(metrics: Metr
         "stakewatch_alert_delivery_queue_depth",
         "stakewatch_consumer_lag_records",
         "stakewatch_table_entries",
+        "stakewatch_overallocated_assets",
         "stakewatch_rebalances",
         "stakewatch_recovery_state",
         "stakewatch_build_info",
