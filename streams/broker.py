@@ -240,9 +240,9 @@ class EmbeddedBroker:
 
 
 async def _describe_brokers(bootstrap: str) -> list[str]:
-    from aiokafka.admin import AIOKafkaAdminClient
+    from streams.kafka import make_admin  # late: streams.kafka imports settings, which import us
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+    admin = make_admin(bootstrap, request_timeout_ms=2000)
     try:
         await admin.start()
         cluster = await admin.describe_cluster()

@@ -289,13 +289,12 @@ class Feed:
 
 async def read_alerts(bootstrap: str, topic: str) -> list[dict]:
     """Every record on the alerts topic, decoded."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
     from streams.agents.snapshots import read_to_end
+    from streams.kafka import make_consumer
 
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50
-    )
+    consumer = make_consumer(bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50)
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)

@@ -27,6 +27,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.kafka import make_consumer
+
 __all__ = [
     "CHUNK_BYTES",
     "Marker",
@@ -310,13 +312,13 @@ class SnapshotStore:
 def _consumer(
     bootstrap: str, client: Mapping[str, Any], fetch_bytes: int = 4 * CHUNK_BYTES
 ) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    return make_consumer(
+        bootstrap,
+        client,
         enable_auto_commit=False,
         fetch_max_wait_ms=50,
         max_partition_fetch_bytes=fetch_bytes,
         auto_offset_reset="earliest",
-        **client,
     )
 
 

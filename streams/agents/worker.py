@@ -57,6 +57,7 @@ from streams.engine.provenance import Provenance
 from streams.engine.records import format_time
 from streams.events import Rejection, decode
 from streams.events.fast import fast_decode, flatten
+from streams.kafka import make_consumer, make_producer
 from streams.metrics import Metrics
 from streams.topics import TopicNames, default_topics, ensure_topics
 
@@ -153,21 +154,21 @@ class Worker:
         await ensure_topics(
             o.bootstrap, default_topics(self.names.prefix, o.partitions), client=o.client
         )
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=o.bootstrap,
+        self._producer = make_producer(
+            o.bootstrap,
+            o.client,
             linger_ms=5,
             max_request_size=4 * 1024 * 1024,
             request_timeout_ms=30_000,
-            **o.client,
         )
         await self._producer.start()
-        self._reader = AIOKafkaConsumer(
-            bootstrap_servers=o.bootstrap,
+        self._reader = make_consumer(
+            o.bootstrap,
+            o.client,
             enable_auto_commit=False,
             fetch_max_wait_ms=o.fetch_max_wait_ms,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=1024 * 1024,
-            **o.client,
         )
         await self._reader.start()
         await self._reader.topics()  # metadata, so partitions_for_topic answers
@@ -670,11 +671,11 @@ class Worker:
         producer = self._producer
         assert producer is not None
         await producer.flush()  # the topic must show what the replay just sent
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.options.bootstrap,
+        consumer = make_consumer(
+            self.options.bootstrap,
+            self.options.client,
             enable_auto_commit=False,
             fetch_max_wait_ms=50,
-            **self.options.client,
         )
         await consumer.start()
         try:

@@ -328,6 +328,33 @@ async def test_commands_pass_the_options_to_their_clients(monkeypatch) -> None:
     assert seen == [("admin", options), ("consumer", options), ("admin", options)]
 
 
+#: Modules that may build aiokafka clients themselves: the factory, and the benchmark's
+#: peers (raw clients on a private plaintext broker, measured as they are).
+RAW_CLIENTS_ALLOWED = {"streams/kafka.py", "streams/bench_stream.py", "streams/bench_peers.py"}
+
+
+def test_every_runtime_kafka_client_is_built_by_the_factory() -> None:
+    """No module calls AIOKafkaConsumer/Producer/AdminClient itself: a client built without
+    ``streams.kafka`` would skip the SASL/SSL options (the TLS integration test catches the
+    ones that run; this catches the rest, e.g. a path only a rebalance takes)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    raw = {"AIOKafkaConsumer", "AIOKafkaProducer", "AIOKafkaAdminClient"}
+    found = []
+    for path in sorted([*root.glob("streams/**/*.py"), *root.glob("alerts/**/*.py")]):
+        name = path.relative_to(root).as_posix()
+        if name in RAW_CLIENTS_ALLOWED:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), name)):
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+                if called in raw:
+                    found.append(f"{name}:{node.lineno} {called}")
+    assert found == []
+
+
 # -- the password never shows -------------------------------------------------------------------
 
 
