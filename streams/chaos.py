@@ -346,14 +346,16 @@ def _clean_env() -> dict[str, str]:
 
 
 class WorkerProc:
-    """``stakewatch worker`` as a child process with its own web port and log file."""
+    """``stakewatch worker`` as a child process with its own web port and log file;
+    ``args`` are more command-line options (``--config rules.toml``)."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, args: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.log = log
+        command = [sys.executable, "-m", "streams", "worker", "--web-port", str(self.port)]
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker", "--web-port", str(self.port)],
+                [*command, *args],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -79,7 +79,7 @@ async def _run(
     )
     worker = Worker(options)
     await worker.start()
-    receiver = ConsoleReceiver(console=console)
+    receiver = ConsoleReceiver(console=console, rules=options.config)
     shown = 0
     tail = make_consumer(bootstrap, client, enable_auto_commit=False, fetch_max_wait_ms=50)
     producer = make_producer(bootstrap, client, linger_ms=0)

@@ -44,6 +44,7 @@ from alerts.routing import AlertsConfig
 from alerts.setup import build_channels
 from streams.agents.membership import MemberSlot, member_id_of, start_as_member
 from streams.agents.worker import QUIET
+from streams.engine.config import EngineConfig
 from streams.kafka import make_consumer
 from streams.topics import TopicNames, default_topics, ensure_topics
 
@@ -71,6 +72,7 @@ class DeliveryOptions:
     archive: Archive | None = None  # embedded mode: the notification log is archived too
     client: Mapping[str, Any] = field(default_factory=dict)  # aiokafka SASL/SSL options
     member_dir: Path | None = None  # rejoin as the crashed predecessor (agents/membership.py)
+    rules: EngineConfig = field(default_factory=EngineConfig)  # the worker's: receivers word by it
 
 
 class MetricsAdapter:
@@ -174,7 +176,9 @@ class DeliveryAgent:
         )
         await self.log.start()
         self._client = httpx.AsyncClient(timeout=o.http_timeout)
-        self._channels = build_channels(o.config, self._client, console_file=self._console_file)
+        self._channels = build_channels(
+            o.config, self._client, rules=o.rules, console_file=self._console_file
+        )
         self._consumer = make_consumer(
             o.bootstrap,
             o.client,

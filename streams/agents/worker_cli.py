@@ -62,6 +62,7 @@ async def _main(settings, config: EngineConfig, alerts: AlertsConfig) -> int:
                 archive=conn.archive,
                 client=conn.client_options,
                 member_dir=members,
+                rules=config,
             )
         token = settings.api_token.get_secret_value() if settings.api_token else None
         return await serve(

@@ -29,6 +29,7 @@ __all__ = [
     "Facts",
     "SeverityRules",
     "load_config",
+    "meets_threshold",
 ]
 
 SEVERITIES = ("critical", "high", "warning")
@@ -47,6 +48,16 @@ DEFAULT_RULES: dict[str, tuple[str, ...]] = {
     "critical": ("controlled", "stake>=25 & sensitive"),
     "high": ("stake>=25", "sensitive"),
 }
+
+
+def meets_threshold(stake: float, threshold: float) -> bool:
+    """Whether an effective stake is at or above the conflict threshold: the one place the
+    comparison lives, so the engine, the queries and the receivers' wording never disagree.
+
+    Stakes are products of holdings along paths and carry float noise (58 % of 50 % comes
+    out 28.999999999999996); rounded to nine decimals, a stake that is exactly the threshold
+    on paper counts as at it."""
+    return round(stake, 9) >= threshold
 
 
 class ConfigError(ValueError):
@@ -179,6 +190,10 @@ class EngineConfig:
     # spend and contracts; events further than this ahead of the watermark are rejected
     # (`future`). None turns the guard off (docs/decisions.md).
     max_future_days: int | None = 180
+
+    def meets_threshold(self, stake: float) -> bool:
+        """``meets_threshold(stake, self.threshold)``."""
+        return meets_threshold(stake, self.threshold)
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 100:

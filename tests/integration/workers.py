@@ -8,7 +8,7 @@ import contextlib
 import inspect
 import os
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
 import orjson
@@ -112,7 +112,12 @@ class WorkerProcess(WorkerProc):
     (alert receivers, say) on top."""
 
     def __init__(
-        self, bootstrap: str, prefix: str, log: Path, env: dict[str, str] | None = None
+        self,
+        bootstrap: str,
+        prefix: str,
+        log: Path,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         env = {
             **os.environ,
@@ -125,7 +130,7 @@ class WorkerProcess(WorkerProc):
             "STAKEWATCH_DATA_DIR": str(log.parent / "data"),  # group member slots
             **(env or {}),
         }
-        super().__init__(env, log)
+        super().__init__(env, log, args)
 
     async def applied(self) -> int:
         status = await self.status()

@@ -32,6 +32,7 @@ from alerts.testing import (
     Answer,
     FakeApi,
 )
+from streams.engine.config import EngineConfig, meets_threshold
 
 FIRING = make_record(SEED_FIRING)
 RESOLVED = make_record(SEED_RESOLVED)
@@ -67,6 +68,26 @@ def test_resolution_names_a_stake_that_fell_or_a_rivalry_withdrawn() -> None:
     )
     withdrawn = make_record(SEED_RESOLVED, active_contracts=["c-google-scale-2024"])
     assert resolution_reason(withdrawn, FIRING) == "resolved: google and meta are no longer rivals"
+
+
+def test_resolution_words_the_stake_by_the_rule_sets_threshold() -> None:
+    """The threshold is the rule set's (``EngineConfig.meets_threshold``), not SPEC's 10."""
+    strict = EngineConfig(threshold=5.0)
+    seven = make_record(SEED_RESOLVED, active_contracts=["c-google-scale-2024"], stake=7.0)
+    assert resolution_reason(seven, FIRING, strict) == (
+        "resolved: google and meta are no longer rivals"
+    )
+    assert "below 10%" in resolution_reason(seven, FIRING)
+    four = make_record(SEED_RESOLVED, active_contracts=["c-google-scale-2024"], stake=4.0)
+    assert resolution_reason(four, FIRING, strict).endswith("to 4% (below 5%)")
+
+
+def test_a_stake_at_the_threshold_on_paper_meets_it() -> None:
+    noisy = 0.58 * 0.5 * 100  # 58 % of 50 %: 28.999999999999996
+    assert noisy < 29
+    assert meets_threshold(noisy, 29.0)
+    assert EngineConfig(threshold=29.0).meets_threshold(noisy)
+    assert not meets_threshold(28.99999, 29.0)
 
 
 # -- Slack --------------------------------------------------------------------------------
