@@ -69,6 +69,18 @@ def _settings(broker: str | None = None) -> Settings:
         raise typer.Exit(2) from None
 
 
+def _snapshot_key(settings: Settings) -> Any:
+    """The workers' snapshot key for these settings; a bad key file exits 2 naming it."""
+    from streams.agents.snapshot_key import snapshot_key
+    from streams.settings import SettingsError
+
+    try:
+        return snapshot_key(settings)
+    except SettingsError as exc:
+        err.print(f"[red]bad setting[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 def _run(coro: Coroutine[Any, Any, _T]) -> _T:
     """Run a command's coroutine; expected failures become one line and exit code 1 (2 for
     settings); Ctrl-C exits 130 and SIGTERM 143, both after the cleanup ran."""
@@ -183,8 +195,14 @@ def bench(
     """Measure and print the figures: the engine alone, then the worker beside a raw
     consumer, faust and Quix Streams on one broker and one generated stream, alert latency,
     recovery and rebuild (docs/performance.md)."""
+    import os
+    import secrets
+
     from streams.bench_stream import run_bench
 
+    # The bench's workers sign their snapshots (their recovery and rebuild figures need
+    # them) with a key only this run knows, unless one is set: they inherit it.
+    os.environ.setdefault("STAKEWATCH_SNAPSHOT_KEY", secrets.token_hex(32))
     both = engine == stream  # neither flag, or both: everything
     run_bench(
         quick=quick,
@@ -502,9 +520,13 @@ def rebuild(
             raise typer.Exit(2)
     settings = _settings(broker)
 
+    key = _snapshot_key(settings)
+
     async def go() -> None:
         async with broker_session(settings) as conn:
-            marker = await request_rebuild(conn.bootstrap, conn.names, when, conn.client_options)
+            marker = await request_rebuild(
+                conn.bootstrap, conn.names, when, conn.client_options, key
+            )
             typer.echo(
                 f"rebuild requested ({marker.snapshot_id}, leases {sorted(marker.leases)}"
                 + (f", from {since}" if since else "")

@@ -22,6 +22,7 @@ from rich.console import Console
 
 from alerts.receivers.console import ConsoleReceiver
 from alerts.record import AlertRecord as DeliveredRecord
+from streams.agents.snapshot_key import SnapshotKey, snapshot_key
 from streams.agents.worker import Worker, WorkerOptions
 from streams.connect import broker_session
 from streams.deadletter import dead_letter_headers
@@ -59,9 +60,10 @@ async def run_demo(
         console.rule("[bold]Stakewatch demo[/bold] — the Scale AI case")
         console.print("[dim]starting the embedded broker and the worker…[/dim]")
         settings = settings.model_copy(update={"topic_prefix": names.prefix})
+        key = snapshot_key(settings)
         async with broker_session(settings) as conn:
             return await _run(
-                conn.bootstrap, names, lines, pace, follow, console, conn.client_options
+                conn.bootstrap, names, lines, pace, follow, console, conn.client_options, key
             )
 
 
@@ -73,9 +75,16 @@ async def _run(
     follow: bool,
     console: Console,
     client: Mapping[str, Any],
+    key: SnapshotKey | None,
 ) -> int:
     options = WorkerOptions(
-        bootstrap, names=names, session_timeout=2.0, heartbeat_interval=0.5, worker_id="demo"
+        bootstrap,
+        names=names,
+        session_timeout=2.0,
+        heartbeat_interval=0.5,
+        worker_id="demo",
+        client=client,
+        snapshot_key=key,
     )
     worker = Worker(options)
     await worker.start()

@@ -9,6 +9,7 @@ import sys
 from alerts.routing import AlertConfigError, AlertsConfig, load_config
 from streams.agents.delivery import DeliveryOptions
 from streams.agents.runner import serve
+from streams.agents.snapshot_key import SnapshotKey, snapshot_key
 from streams.agents.worker import WorkerOptions
 from streams.engine import EngineConfig
 from streams.logging import configure_logging
@@ -29,10 +30,17 @@ def run_worker(*, broker: str | None, web_port: int | None, config: EngineConfig
         print(f"bad setting: {exc}", file=sys.stderr)
         return 2
     configure_logging()
-    return asyncio.run(_main(settings, config, alerts))
+    try:
+        key = snapshot_key(settings)  # after logging: a key from a file joins the redactor
+    except SettingsError as exc:
+        print(f"bad setting: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_main(settings, config, alerts, key))
 
 
-async def _main(settings, config: EngineConfig, alerts: AlertsConfig) -> int:
+async def _main(
+    settings, config: EngineConfig, alerts: AlertsConfig, key: SnapshotKey | None
+) -> int:
     from streams.connect import broker_session
 
     members = settings.data_dir.resolve() / "members"
@@ -49,6 +57,7 @@ async def _main(settings, config: EngineConfig, alerts: AlertsConfig) -> int:
             client=conn.client_options,
             broker_instance=f"embedded:{conn.pid}" if conn.embedded and conn.pid else "",
             member_dir=members,
+            snapshot_key=key,
         )
         delivery = None
         if alerts.receivers:  # nobody to tell: no delivery agent, no notification log

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.agents.snapshot_key import SnapshotKey
 from streams.agents.snapshots import read_to_end
 from streams.agents.worker import Worker, WorkerOptions
 from streams.chaos import WorkerProc
@@ -22,7 +23,15 @@ from streams.events import Rejection, decode
 from streams.replay import event_time_ms
 from streams.topics import TopicNames, default_topics, ensure_topics, route
 
-FAST = {"session_timeout": 2.0, "heartbeat_interval": 0.5, "snapshot_interval": 0.5}
+#: The key test workers sign their snapshots with (``STAKEWATCH_SNAPSHOT_KEY`` for processes).
+SNAPSHOT_SECRET = "test-snapshot-key-0123456789abcdef0123456789abcdef"
+SNAPSHOT_KEY = SnapshotKey(SNAPSHOT_SECRET.encode())
+FAST = {
+    "session_timeout": 2.0,
+    "heartbeat_interval": 0.5,
+    "snapshot_interval": 0.5,
+    "snapshot_key": SNAPSHOT_KEY,
+}
 
 
 async def publish(bootstrap: str, names: TopicNames, lines: Iterable[bytes]) -> int:
@@ -126,6 +135,7 @@ class WorkerProcess(WorkerProc):
             "STAKEWATCH_SESSION_TIMEOUT": str(FAST["session_timeout"]),
             "STAKEWATCH_HEARTBEAT_INTERVAL": str(FAST["heartbeat_interval"]),
             "STAKEWATCH_SNAPSHOT_INTERVAL": str(FAST["snapshot_interval"]),
+            "STAKEWATCH_SNAPSHOT_KEY": SNAPSHOT_SECRET,
             "STAKEWATCH_LOG_FORMAT": "json",
             "STAKEWATCH_DATA_DIR": str(log.parent / "data"),  # group member slots
             **(env or {}),
