@@ -559,7 +559,7 @@ class Worker:
             self._checkpoint = _Checkpoint(blob, positions, marker)
         self._snapshot_cost = time.monotonic() - started
         log.debug(
-            "snapshot written",
+            "snapshot written" if marker is not None else "checkpoint kept (snapshots off)",
             worker=self.worker_id,
             bytes=len(blob),
             leases=sorted(leases),
