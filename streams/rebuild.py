@@ -23,9 +23,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from streams.agents.snapshot_key import SnapshotKey, snapshot_key
 from streams.agents.snapshots import Marker, SnapshotStore
 from streams.kafka import make_admin, make_consumer, make_producer
 from streams.running import running
+from streams.settings import SettingsError, load_settings
 from streams.topics import TopicNames, default_topics, ensure_topics
 
 __all__ = ["live_workers", "request_rebuild"]
@@ -36,9 +38,19 @@ async def request_rebuild(
     names: TopicNames,
     since: dt.datetime | None = None,
     client: Mapping[str, Any] | None = None,
+    key: SnapshotKey | None = None,
 ) -> Marker:
-    """Write the reset marker covering every lease; returns it. ``client``: the cluster's
-    security options (``Connection.client_options``)."""
+    """Write the reset marker covering every lease, signed with the workers' snapshot
+    ``key`` (default: the one the settings name); returns it. ``client``: the cluster's
+    security options (``Connection.client_options``). Without any key the workers keep no
+    snapshots and would never see the marker: a ``SettingsError`` says so."""
+    key = key or snapshot_key(load_settings())
+    if key is None:
+        raise SettingsError(
+            "STAKEWATCH_SNAPSHOT_KEY: not set, so the workers on this broker keep no "
+            "snapshots and replay the event topics from the start whenever they start; "
+            "a rebuild marker would be ignored (set the key the workers use)"
+        )
     await ensure_topics(bootstrap, default_topics(names.prefix), client)
     consumer = make_consumer(bootstrap, client)
     await consumer.start()
@@ -53,7 +65,7 @@ async def request_rebuild(
     producer = make_producer(bootstrap, client)
     await producer.start()
     try:
-        store = SnapshotStore(bootstrap, names.snapshots, "rebuild", client=client)
+        store = SnapshotStore(bootstrap, names.snapshots, "rebuild", client=client, key=key)
         return await store.write(producer, None, {}, leases, rules="*", since=since_ms)
     finally:
         await producer.stop()

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         default=None, description="bearer token every /v1 request must carry; unset = none"
     )
+    snapshot_key: SecretStr | None = Field(
+        default=None,
+        description="signs snapshots (HMAC-SHA256); unset = a key file under data_dir in "
+        "embedded mode, no snapshots with an external broker",
+    )
     # Kafka client security (external brokers only; the embedded one is loopback plaintext).
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism | None = None
@@ -100,6 +105,19 @@ class Settings(BaseSettings):
         secret = value.get_secret_value()
         if secret != secret.strip() or not secret.isascii() or not secret.isprintable():
             raise ValueError("must be printable ASCII without surrounding spaces")
+        return value
+
+    @field_validator("snapshot_key")
+    @classmethod
+    def _snapshot_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        secret = value.get_secret_value()
+        if len(secret) < 32 or not secret.isascii() or not secret.isprintable() or " " in secret:
+            raise ValueError(
+                "must be at least 32 printable ASCII characters without spaces "
+                "(e.g. the output of `openssl rand -hex 32`; value not shown)"
+            )
         return value
 
     @field_validator("security_protocol", "sasl_mechanism", mode="before")

@@ -5,7 +5,7 @@ from alerts.receivers.base import Delivery, Receiver
 from alerts.receivers.console import ConsoleReceiver
 from alerts.receivers.pagerduty import PagerDutyReceiver
 from alerts.receivers.slack import SlackReceiver
-from alerts.receivers.webhook import WebhookReceiver, verify_signature
+from alerts.receivers.webhook import WebhookReceiver, webhook_id
 
 __all__ = [
     "AlertmanagerReceiver",
@@ -15,5 +15,5 @@ __all__ = [
     "Receiver",
     "SlackReceiver",
     "WebhookReceiver",
-    "verify_signature",
+    "webhook_id",
 ]

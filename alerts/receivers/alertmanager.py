@@ -25,9 +25,10 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from alerts.format import format_money, format_paths, format_percent, summary
+from alerts.format import SPEC_RULES, format_money, format_paths, format_percent, summary
 from alerts.receivers.base import Delivery, Scrubber, post, redact_httpx_logs
 from alerts.record import SEVERITIES, AlertRecord
+from streams.engine.config import EngineConfig
 
 __all__ = ["ALERTNAME", "AlertmanagerReceiver", "am_alert"]
 
@@ -46,8 +47,10 @@ def am_alert(
     severity: str | None = None,
     resolved: bool | None = None,
     generator_url: str | None = None,
+    rules: EngineConfig = SPEC_RULES,
 ) -> dict[str, Any]:
-    """One postable alert for ``record`` (``severity``/``resolved`` override the record's)."""
+    """One postable alert for ``record`` (``severity``/``resolved`` override the record's;
+    ``rules``: the worker's rule set)."""
     sev = severity or record.severity
     is_resolved = record.status == "resolved" if resolved is None else resolved
     starts = min(record.event_datetime, now)
@@ -61,7 +64,7 @@ def am_alert(
             "severity": sev,
         },
         "annotations": {
-            "summary": summary(record),
+            "summary": summary(record, rules=rules),
             "path": "; ".join(format_paths(record)),
             "stake": format_percent(record.stake),
             "pending": str(record.pending).lower(),
@@ -92,6 +95,7 @@ class AlertmanagerReceiver:
         firing_ttl: dt.timedelta = dt.timedelta(days=365),
         generator_url: str | None = None,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        rules: EngineConfig = SPEC_RULES,
         timeout: float = 10.0,
         memory: int = 10_000,
     ) -> None:
@@ -103,6 +107,7 @@ class AlertmanagerReceiver:
         self._ttl = firing_ttl
         self._generator_url = generator_url
         self._now = now
+        self._rules = rules
         self._timeout = timeout
         self._memory = memory
         self._last: OrderedDict[str, str] = OrderedDict()
@@ -126,6 +131,7 @@ class AlertmanagerReceiver:
                 severity=severity,
                 resolved=resolved,
                 generator_url=self._generator_url,
+                rules=self._rules,
             )
 
         last = self._last.get(record.dedup_key)

@@ -5,7 +5,6 @@ which rival, the ownership path, money and data at risk), or one JSON line per r
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
 from typing import IO, Literal
 
 from rich.console import Console
@@ -14,15 +13,16 @@ from rich.table import Table
 from rich.text import Text
 
 from alerts.format import (
-    DEFAULT_THRESHOLD,
+    SPEC_RULES,
     format_money,
     format_paths,
     format_percent,
     resolution_reason,
 )
 from alerts.receivers.base import Delivery
-from alerts.record import SENSITIVE_DATA_CLASSES, AlertRecord
+from alerts.record import AlertRecord
 from alerts.retry import OK
+from streams.engine.config import EngineConfig
 
 __all__ = ["ConsoleReceiver"]
 
@@ -39,16 +39,15 @@ class ConsoleReceiver:
         mode: Literal["rich", "jsonl"] = "rich",
         file: IO[str] | None = None,
         console: Console | None = None,
-        sensitive_classes: Iterable[str] = SENSITIVE_DATA_CLASSES,
-        threshold: float = DEFAULT_THRESHOLD,
+        rules: EngineConfig = SPEC_RULES,
         memory: int = 10_000,
     ) -> None:
         self._name = name
         self._mode = mode
         self._file = file
         self._console = console or Console(file=file, highlight=False, soft_wrap=False)
-        self._sensitive = frozenset(sensitive_classes)
-        self._threshold = threshold
+        self._rules = rules
+        self._sensitive = rules.sensitive_data_classes
         self._memory = memory
         self._previous: OrderedDict[str, AlertRecord] = OrderedDict()
 
@@ -84,7 +83,7 @@ class ConsoleReceiver:
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column()
         if record.status == "resolved":
-            reason = resolution_reason(record, previous, self._threshold)
+            reason = resolution_reason(record, previous, self._rules)
             grid.add_row("Outcome", Text(reason, style="green"))
         stake = format_percent(record.stake)
         basis = "announced only, pending" if record.pending else "closed"

@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from alerts.format import format_money, format_paths, format_percent, sensitive, summary
+from alerts.format import (
+    SPEC_RULES,
+    format_money,
+    format_paths,
+    format_percent,
+    sensitive,
+    summary,
+)
 from alerts.receivers.base import Delivery, Scrubber, post, redact_httpx_logs
-from alerts.record import SENSITIVE_DATA_CLASSES, AlertRecord
+from alerts.record import AlertRecord
+from streams.engine.config import EngineConfig
 
 __all__ = ["DEFAULT_URL", "SEVERITY_MAP", "PagerDutyReceiver", "pagerduty_dedup_key", "pd_event"]
 
@@ -41,9 +48,9 @@ def pd_event(
     routing_key: str,
     *,
     source: str = "stakewatch",
-    sensitive_classes: Iterable[str] = SENSITIVE_DATA_CLASSES,
+    rules: EngineConfig = SPEC_RULES,
 ) -> dict[str, Any]:
-    """The Events API v2 body for ``record`` (pure)."""
+    """The Events API v2 body for ``record`` (pure; ``rules``: the worker's rule set)."""
     key = pagerduty_dedup_key(record.dedup_key)
     if record.status == "resolved":
         return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": key}
@@ -60,7 +67,7 @@ def pd_event(
         "ownership_paths": format_paths(record, limit=20),
         "paths": [p.model_dump(mode="json") for p in record.paths],
         "active_contracts": list(record.active_contracts),
-        "sensitive_data_classes": sensitive(record, sensitive_classes),
+        "sensitive_data_classes": sensitive(record, rules.sensitive_data_classes),
         "data_classes": list(record.data_classes),
         "spend_365d": format_money(record.spend_365d),
         "spend_365d_usd": record.spend_365d,
@@ -72,7 +79,7 @@ def pd_event(
         "event_action": "trigger",
         "dedup_key": key,
         "payload": {
-            "summary": summary(record, 1024, sensitive_classes),
+            "summary": summary(record, 1024, rules),
             "source": source,
             "severity": SEVERITY_MAP[record.severity],
             "timestamp": record.event_time,
@@ -96,7 +103,7 @@ class PagerDutyReceiver:
         url: str = DEFAULT_URL,
         name: str = "pagerduty",
         source: str = "stakewatch",
-        sensitive_classes: Iterable[str] = SENSITIVE_DATA_CLASSES,
+        rules: EngineConfig = SPEC_RULES,
         timeout: float = 10.0,
     ) -> None:
         redact_httpx_logs()
@@ -105,7 +112,7 @@ class PagerDutyReceiver:
         self._url = url
         self._name = name
         self._source = source
-        self._sensitive = frozenset(sensitive_classes)
+        self._rules = rules
         self._timeout = timeout
         self._scrub = Scrubber([routing_key])
 
@@ -124,7 +131,7 @@ class PagerDutyReceiver:
             record,
             self._key.get_secret_value(),
             source=self._source,
-            sensitive_classes=self._sensitive,
+            rules=self._rules,
         )
         return await post(
             self._client,

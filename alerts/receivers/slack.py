@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +26,7 @@ import httpx
 from pydantic import SecretStr
 
 from alerts.format import (
-    DEFAULT_THRESHOLD,
+    SPEC_RULES,
     format_money,
     format_paths,
     format_percent,
@@ -35,7 +34,8 @@ from alerts.format import (
     resolution_reason,
 )
 from alerts.receivers.base import Delivery, Scrubber, post, redact_httpx_logs
-from alerts.record import SENSITIVE_DATA_CLASSES, SEVERITIES, AlertRecord
+from alerts.record import SEVERITIES, AlertRecord
+from streams.engine.config import EngineConfig
 
 __all__ = ["REPEAT_NOTE", "SlackReceiver", "slack_message"]
 
@@ -87,13 +87,12 @@ def slack_message(
     previous: AlertRecord | None = None,
     opening: Opening | None = None,
     *,
-    sensitive_classes: Iterable[str] = SENSITIVE_DATA_CLASSES,
-    threshold: float = DEFAULT_THRESHOLD,
+    rules: EngineConfig = SPEC_RULES,
     note: str = "",
 ) -> dict[str, Any]:
     """The webhook payload for ``record`` (pure; ``previous``/``opening`` from memory;
-    ``note``: a line under the title, e.g. ``REPEAT_NOTE``)."""
-    wanted = frozenset(sensitive_classes)
+    ``rules``: the worker's rule set; ``note``: a line under the title, e.g. ``REPEAT_NOTE``)."""
+    wanted = rules.sensitive_data_classes
     secret = [c for c in record.data_classes if c in wanted]
     other = [c for c in record.data_classes if c not in wanted]
     stake = format_percent(record.stake)
@@ -104,7 +103,7 @@ def slack_message(
     data = ", ".join(secret) or "none"
     spend = format_money(record.spend_365d)
     title = _title(record, previous)
-    reason = resolution_reason(record, previous, threshold) if record.status == "resolved" else ""
+    reason = resolution_reason(record, previous, rules) if record.status == "resolved" else ""
     follow_up = ""
     if opening is not None:
         follow_up = f"Follow-up to the alert of {_when(opening.event_time)}: “{opening.headline}”"
@@ -182,8 +181,7 @@ class SlackReceiver:
         webhook_url: SecretStr,
         *,
         name: str = "slack",
-        sensitive_classes: Iterable[str] = SENSITIVE_DATA_CLASSES,
-        threshold: float = DEFAULT_THRESHOLD,
+        rules: EngineConfig = SPEC_RULES,
         timeout: float = 10.0,
         memory: int = 10_000,
     ) -> None:
@@ -192,8 +190,7 @@ class SlackReceiver:
         self._url = webhook_url
         self._name = name
         self._scrub = Scrubber([webhook_url])
-        self._sensitive = frozenset(sensitive_classes)
-        self._threshold = threshold
+        self._rules = rules
         self._timeout = timeout
         self._memory = memory
         self._previous: OrderedDict[str, tuple[AlertRecord, Opening | None]] = OrderedDict()
@@ -210,14 +207,7 @@ class SlackReceiver:
         previous, opening = self._previous.get(record.dedup_key, (None, None))
         if record.status == "firing" and (previous is None or previous.status == "resolved"):
             previous, opening = None, None  # a new episode: this is the opening message
-        return slack_message(
-            record,
-            previous,
-            opening,
-            sensitive_classes=self._sensitive,
-            threshold=self._threshold,
-            note=note,
-        )
+        return slack_message(record, previous, opening, rules=self._rules, note=note)
 
     async def deliver(self, record: AlertRecord) -> Delivery:
         return await self._post(record, self.message(record))

@@ -44,6 +44,8 @@ from alerts.routing import AlertsConfig
 from alerts.setup import build_channels
 from streams.agents.membership import MemberSlot, member_id_of, start_as_member
 from streams.agents.worker import QUIET
+from streams.engine.config import EngineConfig
+from streams.kafka import make_consumer
 from streams.topics import TopicNames, default_topics, ensure_topics
 
 if TYPE_CHECKING:
@@ -70,6 +72,7 @@ class DeliveryOptions:
     archive: Archive | None = None  # embedded mode: the notification log is archived too
     client: Mapping[str, Any] = field(default_factory=dict)  # aiokafka SASL/SSL options
     member_dir: Path | None = None  # rejoin as the crashed predecessor (agents/membership.py)
+    rules: EngineConfig = field(default_factory=EngineConfig)  # the worker's: receivers word by it
 
 
 class MetricsAdapter:
@@ -169,13 +172,16 @@ class DeliveryAgent:
         o = self.options
         wanted = {o.names.alerts, o.names.notifications}
         await ensure_topics(
-            o.bootstrap, [s for s in default_topics(o.names.prefix) if s.name in wanted]
+            o.bootstrap, [s for s in default_topics(o.names.prefix) if s.name in wanted], o.client
         )
         await self.log.start()
         self._client = httpx.AsyncClient(timeout=o.http_timeout)
-        self._channels = build_channels(o.config, self._client, console_file=self._console_file)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=o.bootstrap,
+        self._channels = build_channels(
+            o.config, self._client, rules=o.rules, console_file=self._console_file
+        )
+        self._consumer = make_consumer(
+            o.bootstrap,
+            o.client,
             group_id=o.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # a new group must not skip what is already there
@@ -183,7 +189,6 @@ class DeliveryAgent:
             heartbeat_interval_ms=int(o.heartbeat_interval * 1000),
             rebalance_timeout_ms=int(max(o.session_timeout, o.drain_timeout + 5) * 1000),
             fetch_max_wait_ms=o.fetch_max_wait_ms,
-            **o.client,
         )
         self._slot = await start_as_member(self._consumer, o.member_dir, o.group_id)
         self._consumer.subscribe([o.names.alerts], listener=_Listener(self))

@@ -17,10 +17,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka import ConsumerRebalanceListener
 from aiokafka.partitioner import murmur2
 
 from streams.agents.membership import member_id_of, start_as_member
+from streams.kafka import make_consumer
 
 __all__ = ["LeaseKeeper", "lease_of"]
 
@@ -76,8 +77,9 @@ class LeaseKeeper:
         self._group_id = group_id
         self._member_dir = member_dir
         self._slot = None
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+        self._consumer = make_consumer(
+            bootstrap,
+            client,
             group_id=group_id,
             client_id=client_id,
             enable_auto_commit=False,
@@ -85,7 +87,6 @@ class LeaseKeeper:
             heartbeat_interval_ms=int(heartbeat_interval * 1000),
             rebalance_timeout_ms=int(max(session_timeout, 10) * 1000),
             fetch_max_wait_ms=500,
-            **(client or {}),
         )
         self._topic = topic
         self._listener = _Listener(on_revoked, on_assigned, self._joined)

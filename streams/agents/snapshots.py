@@ -11,6 +11,10 @@ snapshot costs a replay of the event topics, which are kept forever.
 
 Reading uses the high watermark from fetch responses (right on Tansu) and only the last
 few hundred records of the topic, widening the window until the markers it needs appear.
+
+Nothing from the wire runs: a marker is parsed only once its MAC verifies, and a snapshot's
+bytes are handed on (to be unpickled) only once their MAC, carried in the verified marker,
+does (``snapshot_key.py``). A store without a key writes and reads nothing.
 """
 
 from __future__ import annotations
@@ -25,11 +29,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams.agents.snapshot_key import SnapshotKey
+from streams.kafka import make_consumer
 
 __all__ = [
     "CHUNK_BYTES",
     "Marker",
+    "SnapshotRejected",
     "SnapshotStore",
     "choose_marker",
     "made_in_child",
@@ -39,6 +48,13 @@ __all__ = [
 
 CHUNK_BYTES = 512 * 1024
 Positions = dict[tuple[str, int], int]
+Blob = bytes | memoryview
+
+log = structlog.get_logger("stakewatch.snapshots")
+
+
+class SnapshotRejected(ValueError):
+    """A snapshot whose bytes fail verification: never decoded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +71,7 @@ class Marker:
     rules: str = ""  # fingerprint of the rule set the state was computed with; "*" = any
     since: int | None = None  # reset markers: apply only records stamped at/after (ms)
     broker: str = ""  # the embedded broker instance written to ("" on a real cluster)
+    blob_mac: str = ""  # HMAC-SHA256 (hex) of the chunks' bytes, in order
 
     @property
     def is_reset(self) -> bool:
@@ -77,6 +94,7 @@ class Marker:
                 "rules": self.rules,
                 "since": self.since,
                 "broker": self.broker,
+                "blob_mac": self.blob_mac,
             }
         )
 
@@ -94,6 +112,7 @@ class Marker:
             rules=doc.get("rules", ""),
             since=doc.get("since"),
             broker=doc.get("broker", ""),
+            blob_mac=doc.get("blob_mac", ""),
         )
 
 
@@ -135,8 +154,10 @@ def usable_marker(marker: Marker, rules: str | None, broker: str) -> bool:
     return (rules is None or marker.rules == rules) and marker.broker == broker
 
 
-async def made_in_child(make: Callable[[], bytes]) -> bytes:
-    """``make()`` run in a forked child; its bytes, read back through a pipe.
+async def made_in_child(make: Callable[[], Blob | Sequence[Blob]]) -> bytes:
+    """``make()`` run in a forked child; its bytes, read back through a pipe. ``make`` may
+    return several parts (a MAC and the bytes it signs): written back to back, not joined
+    in the child, which would copy the state once more.
 
     The child sees the parent's memory as it was at the fork (copy-on-write), so the
     worker's loop goes on applying records while the child pickles a consistent state, on
@@ -163,9 +184,11 @@ async def made_in_child(make: Callable[[], bytes]) -> bytes:
             os.closerange(w + 1, _MAX_FD)
             os.close(r)
             gc.disable()  # a collection would touch (and so copy) every tracked object
-            data = memoryview(make())
-            while data:
-                data = data[os.write(w, data) :]
+            made = make()
+            for part in (made,) if isinstance(made, bytes | memoryview) else made:
+                data = memoryview(part)
+                while data:
+                    data = data[os.write(w, data) :]
             code = 0
         finally:
             os._exit(code)
@@ -202,32 +225,48 @@ class SnapshotStore:
         worker: str,
         client: Mapping[str, Any] | None = None,
         broker: str = "",
+        key: SnapshotKey | None = None,
     ) -> None:
         self.broker = broker
+        self.key = key
         self.bootstrap = bootstrap
         self.client = dict(client or {})
         self.topic = topic
         self.worker = worker
         self._seq = 0
 
+    @property
+    def enabled(self) -> bool:
+        """Whether snapshots are written and read at all (there is a key to sign them)."""
+        return self.key is not None
+
     async def write(
         self,
         producer: AIOKafkaProducer,
-        blob: bytes | None,
+        blob: Blob | None,
         positions: Positions,
         leases: Iterable[int],
         *,
         rules: str = "",
         since: int | None = None,
+        blob_mac: bytes | None = None,
     ) -> Marker:
-        """Write chunks, then the marker; returns the marker once the broker has it.
-        ``blob=None`` writes a reset marker (no chunks)."""
+        """Write chunks, then the signed marker; returns the marker once the broker has it.
+        ``blob=None`` writes a reset marker (no chunks). ``blob_mac``: the blob's MAC when
+        the child that made it signed it already (else it is computed here)."""
+        key = self.key
+        if key is None:
+            raise RuntimeError("no snapshot key: snapshots are off")
+        if blob is not None and blob_mac is None:
+            blob_mac = key.sign_blob(blob)
         self._seq += 1
         snapshot_id = f"{self.worker}:{self._seq}:{time.time_ns()}"
-        key = snapshot_id.encode()
+        name = snapshot_id.encode()
         futures = (
             [
-                await producer.send(self.topic, blob[i : i + CHUNK_BYTES], key=key, partition=0)
+                await producer.send(
+                    self.topic, bytes(blob[i : i + CHUNK_BYTES]), key=name, partition=0
+                )
                 for i in range(0, max(len(blob), 1), CHUNK_BYTES)
             ]
             if blob is not None
@@ -245,13 +284,15 @@ class SnapshotStore:
             rules=rules,
             since=since,
             broker=self.broker,
+            blob_mac=blob_mac.decode() if blob_mac else "",
         )
+        value = marker.to_json()
         meta = await producer.send_and_wait(
             self.topic,
-            marker.to_json(),
-            key=key,
+            value,
+            key=name,
             partition=0,
-            headers=[("kind", b"marker")],
+            headers=[("kind", b"marker"), ("mac", key.sign_marker(value))],
         )
         return dataclasses.replace(marker, offset=meta.offset)
 
@@ -261,8 +302,15 @@ class SnapshotStore:
         """Markers near the end of the topic; widens the window (×4) until every ``needed``
         lease has one usable under ``rules`` (any, when None) or the whole topic has been
         read. It starts small: a marker is written right after its chunks, so the newest
-        is usually the last record, and every record read costs up to a 512 KiB chunk."""
+        is usually the last record, and every record read costs up to a 512 KiB chunk.
+
+        A marker whose MAC does not verify is never parsed: skipped, and said once per
+        call in one log line. Without a key: no markers (snapshots are off)."""
+        key = self.key
+        if key is None:
+            return []
         needed = set(needed)
+        forged: set[int] = set()
         tp = TopicPartition(self.topic, 0)
         consumer = _consumer(self.bootstrap, self.client)
         await consumer.start()
@@ -273,11 +321,15 @@ class SnapshotStore:
             while True:
                 start = max(0, end - window)
                 records = await read_range(consumer, tp, start, end)
-                found = [
-                    Marker.from_json(r.offset, r.value)
-                    for r in records
-                    if (dict(r.headers or ()).get("kind") == b"marker")
-                ]
+                found = []
+                for r in records:
+                    headers = dict(r.headers or ())
+                    if headers.get("kind") != b"marker":
+                        continue
+                    if key.marker_ok(r.value or b"", headers.get("mac")):
+                        found.append(Marker.from_json(r.offset, r.value))
+                    else:
+                        forged.add(r.offset)
                 usable = [m for m in found if usable_marker(m, rules, self.broker)]
                 covered = set().union(*(m.leases for m in usable)) if usable else set()
                 if start == 0 or (needed <= covered and usable):
@@ -285,10 +337,22 @@ class SnapshotStore:
                 window *= 4
         finally:
             await consumer.stop()
+            if forged:
+                log.warning(
+                    "snapshot markers failed verification; ignored, not decoded",
+                    topic=self.topic,
+                    count=len(forged),
+                    offsets=sorted(forged)[:10],
+                )
 
     async def load(self, marker: Marker) -> bytes:
-        """The snapshot's bytes: its chunks in one range read (one writer writes them back
-        to back; another worker's chunks in between are skipped), not a fetch per chunk."""
+        """The snapshot's bytes, verified against the (verified) marker's MAC; a
+        ``SnapshotRejected`` when they fail, before anyone could unpickle them. Its chunks
+        come in one range read (one writer writes them back to back; another worker's
+        chunks in between are skipped), not a fetch per chunk."""
+        key = self.key
+        if key is None:
+            raise RuntimeError("no snapshot key: snapshots are off")
         tp = TopicPartition(self.topic, 0)
         consumer = _consumer(self.bootstrap, self.client, fetch_bytes=16 * CHUNK_BYTES)
         await consumer.start()
@@ -302,7 +366,12 @@ class SnapshotStore:
             missing = wanted - parts.keys()
             if missing:
                 raise ValueError(f"snapshot {marker.snapshot_id}: chunks {sorted(missing)} gone")
-            return b"".join(parts[offset] for offset in marker.chunks)
+            blob = b"".join(parts[offset] for offset in marker.chunks)
+            if not key.blob_ok(blob, marker.blob_mac):
+                raise SnapshotRejected(
+                    f"snapshot {marker.snapshot_id}: its chunks fail verification"
+                )
+            return blob
         finally:
             await consumer.stop()
 
@@ -310,13 +379,13 @@ class SnapshotStore:
 def _consumer(
     bootstrap: str, client: Mapping[str, Any], fetch_bytes: int = 4 * CHUNK_BYTES
 ) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    return make_consumer(
+        bootstrap,
+        client,
         enable_auto_commit=False,
         fetch_max_wait_ms=50,
         max_partition_fetch_bytes=fetch_bytes,
         auto_offset_reset="earliest",
-        **client,
     )
 
 

@@ -43,8 +43,10 @@ from aiokafka.errors import KafkaError
 
 from streams.agents.leases import LeaseKeeper, lease_of
 from streams.agents.merge import Merge
+from streams.agents.snapshot_key import MAC_BYTES, SnapshotKey
 from streams.agents.snapshots import (
     Marker,
+    SnapshotRejected,
     SnapshotStore,
     choose_marker,
     made_in_child,
@@ -57,6 +59,7 @@ from streams.engine.provenance import Provenance
 from streams.engine.records import format_time
 from streams.events import Rejection, decode
 from streams.events.fast import fast_decode, flatten
+from streams.kafka import make_consumer, make_producer
 from streams.metrics import Metrics
 from streams.topics import TopicNames, default_topics, ensure_topics
 
@@ -84,11 +87,12 @@ class WorkerOptions:
     client: Mapping[str, Any] = field(default_factory=dict)  # aiokafka SASL/SSL options
     broker_instance: str = ""  # embedded mode: which broker process (snapshots are fenced)
     member_dir: Path | None = None  # rejoin as the crashed predecessor (agents/membership.py)
+    snapshot_key: SnapshotKey | None = None  # signs snapshots; None: none written or read
 
 
 @dataclass(slots=True)
 class _Checkpoint:
-    blob: bytes | None  # None: the empty engine
+    blob: bytes | memoryview | None  # None: the empty engine
     positions: Positions
     marker: Marker | None = None
 
@@ -135,6 +139,7 @@ class Worker:
             self.worker_id,
             client=options.client,
             broker=options.broker_instance,
+            key=options.snapshot_key,
         )
         self._producer: AIOKafkaProducer | None = None
         self._reader: AIOKafkaConsumer | None = None
@@ -150,24 +155,31 @@ class Worker:
     async def start(self) -> None:
         o = self.options
         self._set_state("starting")
+        if not self.store.enabled:
+            log.warning(
+                "snapshots off: STAKEWATCH_SNAPSHOT_KEY is not set, so this worker writes "
+                "and reads none and replays the event topics from the start whenever it "
+                "starts or takes over leases",
+                worker=self.worker_id,
+            )
         await ensure_topics(
             o.bootstrap, default_topics(self.names.prefix, o.partitions), client=o.client
         )
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=o.bootstrap,
+        self._producer = make_producer(
+            o.bootstrap,
+            o.client,
             linger_ms=5,
             max_request_size=4 * 1024 * 1024,
             request_timeout_ms=30_000,
-            **o.client,
         )
         await self._producer.start()
-        self._reader = AIOKafkaConsumer(
-            bootstrap_servers=o.bootstrap,
+        self._reader = make_consumer(
+            o.bootstrap,
+            o.client,
             enable_auto_commit=False,
             fetch_max_wait_ms=o.fetch_max_wait_ms,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=1024 * 1024,
-            **o.client,
         )
         await self._reader.start()
         await self._reader.topics()  # metadata, so partitions_for_topic answers
@@ -511,10 +523,12 @@ class Worker:
             return
         positions, leases, generation = dict(self._positions), self.leases, self._generation
         engine, latest, since, provenance = self.engine, self.latest, self._since, self.provenance
+        key = self.options.snapshot_key
 
-        def make() -> bytes:
+        def make() -> tuple[bytes, ...]:
             state = (engine.snapshot(), latest, since, provenance)
-            return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+            blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+            return (key.sign_blob(blob), blob) if key is not None else (blob,)
 
         self._last_snapshot = time.monotonic()
         job = asyncio.ensure_future(made_in_child(make))
@@ -545,14 +559,21 @@ class Worker:
     ) -> None:
         producer = self._producer
         assert producer is not None
-        blob = await job
-        marker = await self.store.write(producer, blob, positions, leases, rules=self.rules)
+        made = await job
+        marker = None
+        if self.store.enabled:  # signed in the child: its MAC, then the bytes it signs
+            blob: bytes | memoryview = memoryview(made)[MAC_BYTES:]
+            marker = await self.store.write(
+                producer, blob, positions, leases, rules=self.rules, blob_mac=made[:MAC_BYTES]
+            )
+            self.counts["snapshots"] += 1
+        else:  # no key: kept for rewinds only
+            blob = made
         if generation == self._generation:  # not rewound meanwhile: the point to go back to
             self._checkpoint = _Checkpoint(blob, positions, marker)
         self._snapshot_cost = time.monotonic() - started
-        self.counts["snapshots"] += 1
         log.debug(
-            "snapshot written",
+            "snapshot written" if marker is not None else "checkpoint kept (snapshots off)",
             worker=self.worker_id,
             bytes=len(blob),
             leases=sorted(leases),
@@ -638,7 +659,25 @@ class Worker:
         if wanted is None:
             return
         markers = await self.store.markers(needed=wanted, rules=self.rules)
-        marker = choose_marker(markers, wanted, self.rules, self.options.broker_instance)
+        while True:
+            marker = choose_marker(markers, wanted, self.rules, self.options.broker_instance)
+            if marker is None or marker.is_reset:
+                break
+            behind = all(self._positions.get(tp, 0) <= o for tp, o in marker.positions.items())
+            if not first and behind:
+                return  # we are behind the old holder's flush point: nothing was skipped
+            try:
+                blob = await self.store.load(marker)
+                break
+            except SnapshotRejected as exc:  # forged chunks: never decoded; an older one?
+                log.warning(
+                    "snapshot failed verification; not decoded, trying an older one or a replay",
+                    worker=self.worker_id,
+                    snapshot=marker.snapshot_id,
+                    offset=marker.offset,
+                    error=str(exc),
+                )
+                markers = [m for m in markers if m.offset != marker.offset]
         if marker is None:
             if first or any(self._positions.values()):
                 log.info(
@@ -653,10 +692,6 @@ class Worker:
             self._since = marker.since
             self.restored = marker.snapshot_id
             return
-        behind = all(self._positions.get(tp, 0) <= o for tp, o in marker.positions.items())
-        if not first and behind:
-            return  # we are behind the old holder's flush point: nothing was skipped
-        blob = await self.store.load(marker)
         log.info(
             "restoring snapshot",
             worker=self.worker_id,
@@ -684,11 +719,11 @@ class Worker:
         producer = self._producer
         assert producer is not None
         await producer.flush()  # the topic must show what the replay just sent
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.options.bootstrap,
+        consumer = make_consumer(
+            self.options.bootstrap,
+            self.options.client,
             enable_auto_commit=False,
             fetch_max_wait_ms=50,
-            **self.options.client,
         )
         await consumer.start()
         try:

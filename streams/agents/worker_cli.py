@@ -12,6 +12,7 @@ import structlog
 from alerts.routing import AlertConfigError, AlertsConfig, load_config
 from streams.agents.delivery import DeliveryOptions
 from streams.agents.runner import serve
+from streams.agents.snapshot_key import SnapshotKey, snapshot_key
 from streams.agents.worker import WorkerOptions
 from streams.engine import EngineConfig
 from streams.logging import configure_logging
@@ -43,7 +44,12 @@ def run_worker(
         return 2
     configure_logging()
     try:
-        return asyncio.run(_main(settings, config, alerts, embedded))
+        key = snapshot_key(settings)  # after logging: a key from a file joins the redactor
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_main(settings, config, alerts, embedded, key))
     except (BrokerError, KafkaError, OSError) as exc:
         print(f"error: {str(exc) or type(exc).__name__}", file=sys.stderr)
         return 1
@@ -74,7 +80,13 @@ async def _wait_for_broker(bootstrap: str) -> None:
             await probe_broker(bootstrap)
 
 
-async def _main(settings, config: EngineConfig, alerts: AlertsConfig, embedded: bool) -> int:
+async def _main(
+    settings,
+    config: EngineConfig,
+    alerts: AlertsConfig,
+    embedded: bool,
+    key: SnapshotKey | None,
+) -> int:
     from streams.connect import broker_session
     from streams.running import register, unregister
 
@@ -90,12 +102,12 @@ async def _main(settings, config: EngineConfig, alerts: AlertsConfig, embedded: 
             pid=os.getpid(),
         )
         try:
-            return await _serve(settings, config, alerts, conn, members)
+            return await _serve(settings, config, alerts, conn, members, key)
         finally:
             unregister(listed)
 
 
-async def _serve(settings, config, alerts, conn, members) -> int:
+async def _serve(settings, config, alerts, conn, members, key) -> int:
     options = WorkerOptions(
         conn.bootstrap,
         names=conn.names,
@@ -108,6 +120,7 @@ async def _serve(settings, config, alerts, conn, members) -> int:
         client=conn.client_options,
         broker_instance=f"embedded:{conn.pid}" if conn.embedded and conn.pid else "",
         member_dir=members,
+        snapshot_key=key,
     )
     delivery = None
     if alerts.receivers:  # nobody to tell: no delivery agent, no notification log
@@ -121,6 +134,7 @@ async def _serve(settings, config, alerts, conn, members) -> int:
             archive=conn.archive,
             client=conn.client_options,
             member_dir=members,
+            rules=config,
         )
     token = settings.api_token.get_secret_value() if settings.api_token else None
     return await serve(

@@ -31,6 +31,7 @@ __all__ = [
     "Facts",
     "SeverityRules",
     "load_config",
+    "meets_threshold",
 ]
 
 SEVERITIES = ("critical", "high", "warning")
@@ -51,6 +52,16 @@ DEFAULT_RULES: dict[str, tuple[str, ...]] = {
     "critical": ("controlled", "stake>=25 & sensitive"),
     "high": ("stake>=25", "sensitive"),
 }
+
+
+def meets_threshold(stake: float, threshold: float) -> bool:
+    """Whether an effective stake is at or above the conflict threshold: the one place the
+    comparison lives, so the engine, the queries and the receivers' wording never disagree.
+
+    Stakes are products of holdings along paths and carry float noise (58 % of 50 % comes
+    out 28.999999999999996); rounded to nine decimals, a stake that is exactly the threshold
+    on paper counts as at it."""
+    return round(stake, 9) >= threshold
 
 
 class ConfigError(ValueError):
@@ -182,6 +193,10 @@ class EngineConfig:
     # SPEC §2: a path of more holdings is not counted; with pro rata counting of
     # over-allocated assets this bounds the work one event can cause (docs/architecture.md).
     max_path_holdings: int = 16
+
+    def meets_threshold(self, stake: float) -> bool:
+        """``meets_threshold(stake, self.threshold)``."""
+        return meets_threshold(stake, self.threshold)
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 100:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from streams.engine.config import EngineConfig
+from streams.engine.config import EngineConfig, meets_threshold
 from streams.engine.ownership import Change, Exposure, OwnershipGraph, facts
 from streams.engine.records import AlertRecord, Figures, format_micros
 from streams.engine.relationships import DAY_US, Contract, Relationships
@@ -318,7 +318,7 @@ class Engine:
         for client, rival in ((a, b), (b, a)):
             exposure = self._exposure(rival)
             for vendor in exposure.paths:
-                if round(exposure.stake(vendor), 9) >= self.config.threshold:
+                if self.config.meets_threshold(exposure.stake(vendor)):
                     triples.add((client, vendor, rival))
 
     def _on_withdrawn(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
@@ -373,7 +373,7 @@ class Engine:
         for vendor, old in before.items():
             # skip when no conflict exists either way, or nothing a conflict reads moved
             if old is None:
-                if round(stakes.get(vendor, 0.0), 9) < threshold:
+                if not meets_threshold(stakes.get(vendor, 0.0), threshold):
                     continue
             elif old == facts(exposure, vendor):
                 continue
@@ -481,7 +481,7 @@ class Engine:
         exposure = self._exposure(rival)
         stake = round(exposure.stakes.get(vendor, 0.0), 9)
         threshold = self.config.threshold
-        if stake < threshold:
+        if not meets_threshold(stake, threshold):
             return None
         contracts, sensitive = self._relationship(client, vendor, {} if memo is None else memo)
         if contracts is None:
@@ -490,7 +490,7 @@ class Engine:
             stake,
             vendor in exposure.controlled,
             sensitive,
-            round(exposure.held_stake(vendor), 9) < threshold,
+            not meets_threshold(exposure.held_stake(vendor), threshold),
         )
 
     def _record(
@@ -529,7 +529,7 @@ class Engine:
         return Figures(
             stake=round(exposure.stake(vendor), 6),
             controlled=vendor in exposure.controlled,
-            pending=round(exposure.held_stake(vendor), 9) < self.config.threshold,
+            pending=not self.config.meets_threshold(exposure.held_stake(vendor)),
             paths=tuple((p, s) for s, p in shown),
             active_contracts=tuple(c.contract_id for c in contracts),
             data_classes=tuple(sorted({dc for c in contracts for dc in c.data_classes})),

@@ -30,6 +30,8 @@ from itertools import pairwise
 from operator import itemgetter
 from typing import NamedTuple
 
+from streams.engine.config import meets_threshold
+
 __all__ = ["Change", "Exposure", "Holding", "OwnershipGraph", "Path", "counted"]
 
 Path = tuple[str, ...]
@@ -576,7 +578,9 @@ class OwnershipGraph:
             reached |= controlled
         stakes = exp.stakes
         before = {
-            target: facts(exp, target) if round(stakes.get(target, 0.0), 9) >= threshold else None
+            target: facts(exp, target)
+            if meets_threshold(stakes.get(target, 0.0), threshold)
+            else None
             for target in targets
         }
         # -- from here on, exp changes --

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.engine import Engine
+from streams.engine.config import meets_threshold
 from streams.query.common import Exposures, NotFound, names, require, watermark
 
 __all__ = ["alternatives"]
@@ -39,7 +40,7 @@ def alternatives(engine: Engine, client: str, category: str) -> dict[str, Any]:
                         "rival": rival,
                         "stake": round(stake, 6),
                         "controlled": vendor in exposure.controlled,
-                        "at_or_above_threshold": round(stake, 9) >= threshold,
+                        "at_or_above_threshold": meets_threshold(stake, threshold),
                     }
                 )
         clients = sorted(

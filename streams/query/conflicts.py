@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from streams.engine import AlertRecord, Engine
+from streams.engine.config import meets_threshold
 from streams.query.common import (
     SEVERITY_RANK,
     Exposures,
@@ -103,7 +104,7 @@ def client_exposure(engine: Engine, client: str) -> dict[str, Any]:
                     "held_stake": round(exposure.held_stake(vendor), 6),
                     "controlled": figures["controlled"],
                     "pending": figures["pending"],
-                    "at_or_above_threshold": round(stake, 9) >= threshold,
+                    "at_or_above_threshold": meets_threshold(stake, threshold),
                     "conflict_open": figures["open"],
                     "severity": figures["severity"],
                     "paths": figures["paths"],

@@ -179,7 +179,7 @@ def explain(
         },
         {
             "condition": f"effective stake of the rival in the vendor ≥ {config.threshold:g} %",
-            "holds": stake >= config.threshold,
+            "holds": config.meets_threshold(stake),
             "detail": f"{figures['stake']:g} %",
             "evidence": stake_evidence,
         },

@@ -16,6 +16,7 @@ from streams.agents.worker import Worker, WorkerOptions
 from streams.broker import EmbeddedBroker
 from streams.chaos import Feed, chaos_stream, wait_for
 from streams.topics import TopicNames
+from tests.integration.workers import SNAPSHOT_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +31,7 @@ async def test_a_snapshot_write_that_times_out_does_not_end_the_worker(tmp_path:
                 session_timeout=2.0,
                 heartbeat_interval=0.5,
                 snapshot_interval=0.2,
+                snapshot_key=SNAPSHOT_KEY,
             )
         )
         write = worker.store.write

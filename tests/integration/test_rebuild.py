@@ -15,6 +15,7 @@ from streams.engine import EngineConfig
 from streams.rebuild import request_rebuild
 from streams.topics import TopicNames
 from tests.integration.workers import (
+    SNAPSHOT_KEY,
     alert_docs,
     backtest_open,
     open_from_alerts,
@@ -50,7 +51,7 @@ async def test_restart_restores_and_rebuild_replays(broker: EmbeddedBroker, name
     assert first["restored"] is None and set(first["open"]) == set(expected)
     second = await _run_once(broker, names)
     assert second["restored"], "a plain restart restores the last snapshot"
-    marker = await request_rebuild(broker.bootstrap, names)
+    marker = await request_rebuild(broker.bootstrap, names, key=SNAPSHOT_KEY)
     third = await _run_once(broker, names)
     assert third["restored"] == marker.snapshot_id  # replayed from scratch
     assert set(third["open"]) == set(expected)
@@ -79,7 +80,8 @@ async def test_rebuild_from_a_time_skips_older_events(broker: EmbeddedBroker, na
     await publish(broker.bootstrap, names, seed)
     await _run_once(broker, names)
     # From just before the stake: the rivalries and contracts are older, so nothing opens.
-    await request_rebuild(broker.bootstrap, names, dt.datetime(2025, 6, 1, tzinfo=dt.UTC))
+    june = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+    await request_rebuild(broker.bootstrap, names, june, key=SNAPSHOT_KEY)
     after = await _run_once(broker, names)
     assert after["open"] == {}
     assert open_from_alerts(await alert_docs(broker.bootstrap, names)) == {}

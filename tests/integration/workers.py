@@ -8,12 +8,13 @@ import contextlib
 import inspect
 import os
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.agents.snapshot_key import SnapshotKey
 from streams.agents.snapshots import read_to_end
 from streams.agents.worker import Worker, WorkerOptions
 from streams.chaos import WorkerProc
@@ -22,7 +23,15 @@ from streams.events import Rejection, decode
 from streams.replay import event_time_ms
 from streams.topics import TopicNames, default_topics, ensure_topics, route
 
-FAST = {"session_timeout": 2.0, "heartbeat_interval": 0.5, "snapshot_interval": 0.5}
+#: The key test workers sign their snapshots with (``STAKEWATCH_SNAPSHOT_KEY`` for processes).
+SNAPSHOT_SECRET = "test-snapshot-key-0123456789abcdef0123456789abcdef"
+SNAPSHOT_KEY = SnapshotKey(SNAPSHOT_SECRET.encode())
+FAST = {
+    "session_timeout": 2.0,
+    "heartbeat_interval": 0.5,
+    "snapshot_interval": 0.5,
+    "snapshot_key": SNAPSHOT_KEY,
+}
 
 
 async def publish(bootstrap: str, names: TopicNames, lines: Iterable[bytes]) -> int:
@@ -114,7 +123,12 @@ class WorkerProcess(WorkerProc):
     (alert receivers, say) on top."""
 
     def __init__(
-        self, bootstrap: str, prefix: str, log: Path, env: dict[str, str] | None = None
+        self,
+        bootstrap: str,
+        prefix: str,
+        log: Path,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         env = {
             **os.environ,
@@ -123,11 +137,12 @@ class WorkerProcess(WorkerProc):
             "STAKEWATCH_SESSION_TIMEOUT": str(FAST["session_timeout"]),
             "STAKEWATCH_HEARTBEAT_INTERVAL": str(FAST["heartbeat_interval"]),
             "STAKEWATCH_SNAPSHOT_INTERVAL": str(FAST["snapshot_interval"]),
+            "STAKEWATCH_SNAPSHOT_KEY": SNAPSHOT_SECRET,
             "STAKEWATCH_LOG_FORMAT": "json",
             "STAKEWATCH_DATA_DIR": str(log.parent / "data"),  # group member slots
             **(env or {}),
         }
-        super().__init__(env, log)
+        super().__init__(env, log, args)
 
     async def applied(self) -> int:
         status = await self.status()

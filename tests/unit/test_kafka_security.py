@@ -328,6 +328,33 @@ async def test_commands_pass_the_options_to_their_clients(monkeypatch) -> None:
     assert seen == [("admin", options), ("consumer", options), ("admin", options)]
 
 
+#: Modules that may build aiokafka clients themselves: the factory, and the benchmark's
+#: peers (raw clients on a private plaintext broker, measured as they are).
+RAW_CLIENTS_ALLOWED = {"streams/kafka.py", "streams/bench_stream.py", "streams/bench_peers.py"}
+
+
+def test_every_runtime_kafka_client_is_built_by_the_factory() -> None:
+    """No module calls AIOKafkaConsumer/Producer/AdminClient itself: a client built without
+    ``streams.kafka`` would skip the SASL/SSL options (the TLS integration test catches the
+    ones that run; this catches the rest, e.g. a path only a rebalance takes)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    raw = {"AIOKafkaConsumer", "AIOKafkaProducer", "AIOKafkaAdminClient"}
+    found = []
+    for path in sorted([*root.glob("streams/**/*.py"), *root.glob("alerts/**/*.py")]):
+        name = path.relative_to(root).as_posix()
+        if name in RAW_CLIENTS_ALLOWED:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), name)):
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+                if called in raw:
+                    found.append(f"{name}:{node.lineno} {called}")
+    assert found == []
+
+
 # -- the password never shows -------------------------------------------------------------------
 
 
@@ -371,35 +398,63 @@ def test_the_password_is_masked_in_logs_however_it_is_logged() -> None:
 # -- the documented webhook receiver -------------------------------------------------------------
 
 
-def test_the_documented_webhook_receiver_accepts_stakewatch_signatures(monkeypatch) -> None:
-    """docs/security.md's receiver, run as written, against `sign` from the webhook receiver."""
+def test_the_documented_webhook_receiver_accepts_stakewatch_signatures_once(
+    monkeypatch, capsys
+) -> None:
+    """docs/security.md's stdlib receiver, run as written, against the webhook receiver's
+    real headers: fresh ones verify and are acted on once per webhook-id, a replay after
+    the tolerance window, a tampered body or a forged signature are refused."""
+    import base64
     import re
     import threading
+    import time
     import urllib.error
     import urllib.request
 
-    from alerts.receivers.webhook import SIGNATURE_HEADER, sign, verify_signature
+    from pydantic import SecretStr
 
+    from alerts.receivers.webhook import WebhookReceiver
+    from alerts.record import AlertRecord
+
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
     doc = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
-    (snippet,) = [b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "Receiver" in b]
-    monkeypatch.setenv("STAKEWATCH_WEBHOOK_SECRET", "s3cret-for-the-hook")
+    (snippet,) = [b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "class Receiver" in b]
+    monkeypatch.setenv("STAKEWATCH_WEBHOOK_SECRET", secret)
     scope: dict = {"__name__": "docs_security_snippet"}
     exec(compile(snippet, "docs/security.md", "exec"), scope)
 
-    body = b'{"dedup_key":"google|scale-ai|meta","event_id":"e-1","status":"firing",'
-    body += b'"severity":"critical"}'
-    header = sign(body, "s3cret-for-the-hook")
-    assert scope["verify_signature"](body, header, b"s3cret-for-the-hook")
-    assert verify_signature(body, header, "s3cret-for-the-hook")
-    assert not scope["verify_signature"](body + b" ", header, b"s3cret-for-the-hook")
+    record = AlertRecord.model_validate(
+        {
+            "dedup_key": "google|scale-ai|meta",
+            "status": "firing",
+            "severity": "critical",
+            "client": "google",
+            "vendor": "scale-ai",
+            "rival": "meta",
+            "stake": 49.0,
+            "controlled": False,
+            "pending": False,
+            "spend_365d": 150_000_000.0,
+            "event_id": "e-1",
+            "event_time": "2025-06-12T14:00:00Z",
+        }
+    )
+    hook = WebhookReceiver(None, SecretStr("http://unused.test/"), SecretStr(secret))  # type: ignore[arg-type]
+    body = record.to_json()
+    headers = hook.headers(record, body)
+    verify = scope["verify"]
+    assert verify(body, headers, secret)
+    assert not verify(body + b" ", headers, secret)
+    assert not verify(body, headers, "whsec_" + base64.b64encode(b"x" * 32).decode())
+    assert not verify(body, headers, secret, now=time.time() + 5 * 60 + 5)  # a late replay
 
     server = scope["HTTPServer"](("127.0.0.1", 0), scope["Receiver"])
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}/"
 
-    def post(signature: str) -> int:
-        request = urllib.request.Request(url, body, {SIGNATURE_HEADER: signature}, method="POST")
+    def post(headers: dict[str, str], data: bytes = body) -> int:
+        request = urllib.request.Request(url, data, headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
                 return response.status
@@ -407,9 +462,14 @@ def test_the_documented_webhook_receiver_accepts_stakewatch_signatures(monkeypat
             return exc.code
 
     try:
-        assert post(header) == 204
-        assert post(sign(body, "another-secret")) == 401
-        assert post("sha256=" + "0" * 64) == 401
+        assert post(headers) == 204
+        assert post(headers) == 204  # the same request again: accepted, not acted on twice
+        assert post(headers, body.replace(b"critical", b"high    ")) == 401
+        forged = {**headers, "webhook-signature": "v1," + base64.b64encode(b"0" * 32).decode()}
+        assert post(forged) == 401
+        stale = dict(headers, **{"webhook-timestamp": str(int(time.time()) - 3600)})
+        assert post(stale) == 401
     finally:
         server.shutdown()
         server.server_close()
+    assert capsys.readouterr().out.count("alert google|scale-ai|meta firing critical") == 1

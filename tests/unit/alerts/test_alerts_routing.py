@@ -237,6 +237,23 @@ def test_webhook_needs_its_signing_secret(clean_env: pytest.MonkeyPatch) -> None
         load_config()
 
 
+def test_a_whsec_webhook_secret_that_is_not_base64_fails_naming_it(
+    clean_env: pytest.MonkeyPatch, tmp_path
+) -> None:
+    clean_env.setenv("STAKEWATCH_WEBHOOK_URL", "https://example.test/hook")
+    clean_env.setenv("STAKEWATCH_WEBHOOK_SECRET", "whsec_SECRET*NOT*BASE64")
+    with pytest.raises(AlertConfigError) as info:
+        load_config()
+    assert str(info.value).startswith("STAKEWATCH_WEBHOOK_SECRET: starts with whsec_ but")
+    assert "SECRET*NOT" not in str(info.value)
+    routing = tmp_path / "alerts.toml"
+    routing.write_text('[[receivers]]\nname="siem"\ntype="webhook"\nsecret_env="SIEM_SECRET"\n')
+    clean_env.setenv("STAKEWATCH_ALERTS_CONFIG", str(routing))
+    clean_env.setenv("SIEM_SECRET", "whsec_")
+    with pytest.raises(AlertConfigError, match=r"receivers\[0\] \(siem\): SIEM_SECRET: starts"):
+        load_config()
+
+
 def test_a_malformed_secret_url_is_named_but_not_shown(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("STAKEWATCH_SLACK_WEBHOOK_URL", "hooks.slack.test/services/SECRETSLACKPATH")
     with pytest.raises(AlertConfigError) as info:
