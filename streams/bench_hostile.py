@@ -126,9 +126,10 @@ def _offline_in_child(feed: str, quick: bool) -> dict[str, Any]:
 async def _worker_latency(bootstrap: str, feed: str, quick: bool, work: Path) -> dict[str, Any]:
     """A worker fed `feed`, then the seed scenario event by event (20 ms apart): each seed
     alert record's latency from the send of its event to the alerts topic."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka import TopicPartition
 
     from streams.bench_stream import _route, _WorkerProcess, percentiles, publish_lines
+    from streams.kafka import make_consumer, make_producer
     from streams.topics import TopicNames
 
     run = f"bench-hostile-{feed.replace('_', '-')}-{int(time.time())}"
@@ -136,10 +137,8 @@ async def _worker_latency(bootstrap: str, feed: str, quick: bool, work: Path) ->
     hostile = list(FEEDS[feed](quick))
     published = await publish_lines(bootstrap, names, hostile)
     worker = _WorkerProcess(bootstrap, run, f"{run}-g", work / f"worker-{feed}.log")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
-    )
+    producer = make_producer(bootstrap, linger_ms=0)
+    consumer = make_consumer(bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10)
     sent: dict[str, float] = {}
     arrived: dict[str, float] = {}
     got = asyncio.Event()
