@@ -10,6 +10,7 @@ from alerts.routing import AlertConfigError, AlertsConfig, load_config
 from streams.agents.delivery import DeliveryOptions
 from streams.agents.runner import serve
 from streams.agents.worker import WorkerOptions
+from streams.api.auth import Access
 from streams.engine import EngineConfig
 from streams.logging import configure_logging
 from streams.settings import SettingsError, load_settings
@@ -20,6 +21,7 @@ __all__ = ["run_worker"]
 def run_worker(*, broker: str | None, web_port: int | None, config: EngineConfig) -> int:
     try:
         settings = load_settings(broker=broker, web_port=web_port)
+        access = settings.web_access()
     except SettingsError as exc:
         print(f"bad setting: {exc}", file=sys.stderr)
         return 2
@@ -29,10 +31,10 @@ def run_worker(*, broker: str | None, web_port: int | None, config: EngineConfig
         print(f"bad setting: {exc}", file=sys.stderr)
         return 2
     configure_logging()
-    return asyncio.run(_main(settings, config, alerts))
+    return asyncio.run(_main(settings, config, alerts, access))
 
 
-async def _main(settings, config: EngineConfig, alerts: AlertsConfig) -> int:
+async def _main(settings, config: EngineConfig, alerts: AlertsConfig, access: Access) -> int:
     from streams.connect import broker_session
 
     members = settings.data_dir.resolve() / "members"
@@ -63,12 +65,11 @@ async def _main(settings, config: EngineConfig, alerts: AlertsConfig) -> int:
                 client=conn.client_options,
                 member_dir=members,
             )
-        token = settings.api_token.get_secret_value() if settings.api_token else None
         return await serve(
             options,
             web_host=settings.web_host,
             web_port=settings.web_port,
-            api_token=token,
+            access=access,
             delivery=delivery,
             broker_gone=_shared_broker_gone(settings, conn),
         )
