@@ -78,6 +78,7 @@ class WorkerOptions:
     heartbeat_interval: float = 1.0
     snapshot_interval: float = 5.0
     partitions: int = 8
+    replication: int = 1  # replicas of a topic it has to create (STAKEWATCH_REPLICATION_FACTOR)
     max_records: int = 10_000
     fetch_max_wait_ms: int = 100
     merge_grace: float = 0.2  # live edge: wait for earlier records on idle partitions, s
@@ -151,7 +152,9 @@ class Worker:
         o = self.options
         self._set_state("starting")
         await ensure_topics(
-            o.bootstrap, default_topics(self.names.prefix, o.partitions), client=o.client
+            o.bootstrap,
+            default_topics(self.names.prefix, o.partitions, o.replication),
+            client=o.client,
         )
         self._producer = AIOKafkaProducer(
             bootstrap_servers=o.bootstrap,

@@ -51,6 +51,7 @@ async def _main(settings, config: EngineConfig, alerts: AlertsConfig, access: Ac
             client=conn.client_options,
             broker_instance=f"embedded:{conn.pid}" if conn.embedded and conn.pid else "",
             member_dir=members,
+            replication=1 if conn.embedded else settings.replication_factor,
         )
         delivery = None
         if alerts.receivers:  # nobody to tell: no delivery agent, no notification log
