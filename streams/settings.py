@@ -14,7 +14,7 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     Field,
@@ -27,9 +27,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams.api.auth import Access
-from streams.api.tokens import Grant, TokenFileError, read_token_file
 from streams.broker import parse_broker_url
+
+if TYPE_CHECKING:
+    from streams.api.auth import Access
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
@@ -80,7 +81,7 @@ class Settings(BaseSettings):
     replication_factor: int = Field(
         default=1, ge=1, le=16, description="replicas of each topic it creates (3 on a cluster)"
     )
-    _grants: tuple[Grant, ...] = PrivateAttr(default=())
+    _grants: tuple[Any, ...] = PrivateAttr(default=())  # streams.api.tokens.Grant
     # Kafka client security (external brokers only; the embedded one is loopback plaintext).
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism | None = None
@@ -118,6 +119,8 @@ class Settings(BaseSettings):
     def _tokens_file(self) -> Settings:
         """Read the tokens file now, so a bad one stops start-up naming the variable."""
         if self.api_tokens is not None:
+            from streams.api.tokens import TokenFileError, read_token_file  # web-only: lazy
+
             try:
                 self._grants = read_token_file(self.api_tokens)
             except TokenFileError as exc:
@@ -127,6 +130,8 @@ class Settings(BaseSettings):
     def web_access(self) -> Access:
         """Who may read the API. Refuses (``SettingsError``) to serve a non-loopback
         address with no token: the API says who depends on whom."""
+        from streams.api.auth import Access
+
         token = self.api_token.get_secret_value() if self.api_token else None
         access = Access.of(token, self._grants)
         if not access.required and not _loopback(self.web_host):
