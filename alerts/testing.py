@@ -15,7 +15,6 @@ import asyncio
 import heapq
 import inspect
 import itertools
-import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -49,8 +48,7 @@ class FakeClock:
     Concurrent sleepers overlap as in real time: each ``sleep`` registers its wake-up time,
     and a helper task wakes sleepers one at a time in wake-up order, moving the clock to each
     one's time. Between two wake-ups it yields for ``step`` real seconds so that work in
-    flight (local HTTP requests) gets done and registers its own sleeps first (longer when the
-    loop was held up meanwhile, e.g. by a garbage collection). A "30 s
+    flight (local HTTP requests) gets done and registers its own sleeps first. A "30 s
     outage" takes a few milliseconds. ``at(t, callback)`` runs ``callback`` (sync or async)
     once the clock reaches ``t`` — e.g. bring a fake receiver back up.
     """
@@ -80,18 +78,9 @@ class FakeClock:
             self._advancer = asyncio.create_task(self._advance())
         await future
 
-    async def _settle(self) -> None:
-        """Yield `step` real seconds, and again while a yield overran: the loop was held up
-        (a garbage collection, a busy machine), so work in flight may not have run yet."""
-        for _ in range(100):
-            started = time.perf_counter()
-            await asyncio.sleep(self.step)
-            if time.perf_counter() - started < 3 * self.step:
-                return
-
     async def _advance(self) -> None:
         while self._sleepers:
-            await self._settle()
+            await asyncio.sleep(self.step)
             if not self._sleepers:
                 break
             wake, _, future = heapq.heappop(self._sleepers)
