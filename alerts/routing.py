@@ -25,7 +25,16 @@
     severity = ["high", "warning"]
     receivers = "risk-slack"
 
+    [[receivers]]
+    name = "openai-hook"
+    type = "webhook"
+    url_env = "STAKEWATCH_WEBHOOK_URL_OPENAI"
+    clients = ["openai"]                   # a client's own receiver: only its records, ever
+
 No routing file: every receiver whose secret is set in the environment gets every record.
+A receiver with ``clients`` never gets another client's record: a route that could send it
+one, or ``default_receivers`` naming it, is an error at start, and the router drops it from
+any other client's record as well (so with no routes each such receiver gets its clients').
 A bad file or setting raises ``AlertConfigError`` naming it, e.g.
 ``routes[1].severity: 'urgent' is not one of critical, high, warning``. Secret values are
 never part of an error message or a repr.
@@ -187,6 +196,7 @@ class _ReceiverFile(_DefaultsFile):
     mode: Literal["rich", "jsonl"] | None = None
     source: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     firing_ttl_days: Annotated[float, Field(gt=0, le=3650)] | None = None
+    clients: Annotated[tuple[str, ...], BeforeValidator(_slugs)] | None = None
 
 
 class _RouteFile(_Strict):
@@ -233,6 +243,7 @@ class ReceiverSpec:
     mode: Literal["rich", "jsonl"] = "rich"
     source: str = "stakewatch"
     firing_ttl: dt.timedelta = dt.timedelta(days=365)
+    clients: frozenset[str] | None = None  # a client's own receiver: only their records
 
 
 def _matches(allowed: frozenset[str] | None, value: str) -> bool:
@@ -257,13 +268,24 @@ class Route:
         )
 
 
+def _theirs(
+    names: tuple[str, ...], owners: Mapping[str, frozenset[str]], record: AlertRecord
+) -> tuple[str, ...]:
+    """`names` less the receivers that belong to other clients than the record's."""
+    if not owners:
+        return names
+    return tuple(n for n in names if n not in owners or record.client in owners[n])
+
+
 @dataclass(frozen=True)
 class Router:
     """First matching route wins; a route with ``continue_`` lets matching go on.
-    Records no route matches go to ``default``."""
+    Records no route matches go to ``default``. A receiver in ``owners`` (name → its
+    clients) only ever gets records of those clients, whatever the routes say."""
 
     routes: tuple[Route, ...]
     default: tuple[str, ...] = ()
+    owners: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def route(self, record: AlertRecord) -> tuple[str, ...]:
         chosen: list[str] = []
@@ -274,17 +296,19 @@ class Router:
                 chosen += [r for r in route.receivers if r not in chosen]
                 if not route.continue_:
                     break
-        return tuple(chosen) if matched else self.default
+        return _theirs(tuple(chosen) if matched else self.default, self.owners, record)
 
 
 @dataclass(frozen=True)
 class AllReceivers:
-    """No routing file: every receiver gets every record."""
+    """No routes: every receiver gets every record, except a client's own receiver
+    (``owners``), which gets only its clients' records."""
 
     names: tuple[str, ...]
+    owners: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def route(self, record: AlertRecord) -> tuple[str, ...]:
-        return self.names
+        return _theirs(self.names, self.owners, record)
 
 
 @dataclass(frozen=True)
@@ -416,6 +440,8 @@ def _spec(
             common["firing_ttl"] = dt.timedelta(days=rf.firing_ttl_days)
     else:
         common["mode"] = rf.mode or "rich"
+    if rf.clients:
+        common["clients"] = frozenset(rf.clients)
     return ReceiverSpec(url=url, secret=secret, **common)
 
 
@@ -479,11 +505,17 @@ def parse_routing(
     for i, name in enumerate(names):
         if name in names[:i]:
             raise AlertConfigError(f"receivers[{i}].name: {name!r} is defined twice")
+    owners = {s.name: s.clients for s in specs if s.clients is not None}
     reached: set[str] = set(parsed.default_receivers)
     for i, name in enumerate(parsed.default_receivers):
         if name not in names:
             raise AlertConfigError(
                 f"default_receivers[{i}]: unknown receiver {name!r} (defined: {', '.join(names)})"
+            )
+        if name in owners:
+            raise AlertConfigError(
+                f"default_receivers[{i}]: {name!r} belongs to clients "
+                f"{', '.join(sorted(owners[name]))}, and unrouted records may be anyone's"
             )
     routes = []
     for i, rt in enumerate(parsed.routes):
@@ -492,6 +524,12 @@ def parse_routing(
                 raise AlertConfigError(
                     f"routes[{i}].receivers[{j}]: unknown receiver {name!r} "
                     f"(defined: {', '.join(names)})"
+                )
+            if name in owners and not (rt.client and set(rt.client) <= owners[name]):
+                raise AlertConfigError(
+                    f"routes[{i}].receivers[{j}]: {name!r} belongs to clients "
+                    f"{', '.join(sorted(owners[name]))}: the route must match only them "
+                    f"(client = [...])"
                 )
         reached.update(rt.receivers)
         routes.append(
@@ -506,13 +544,13 @@ def parse_routing(
         )
     router: Router | AllReceivers
     if routes:
-        router = Router(tuple(routes), parsed.default_receivers)
+        router = Router(tuple(routes), parsed.default_receivers, owners)
         unused = tuple(n for n in names if n not in reached)
     elif parsed.default_receivers:
-        router = Router((), parsed.default_receivers)
+        router = Router((), parsed.default_receivers, owners)
         unused = tuple(n for n in names if n not in reached)
     else:
-        router = AllReceivers(tuple(names))
+        router = AllReceivers(tuple(names), owners)
         unused = ()
     return AlertsConfig(tuple(specs), router, settings.alerts_config, unused)
 

@@ -418,7 +418,8 @@ async def create_topics(
     async with broker_session(
         settings, partitions=partitions, private_ok=private_ok, probe=probe
     ) as conn:
-        specs = default_topics(settings.topic_prefix, partitions or 8)
+        replication = 1 if conn.embedded else settings.replication_factor  # Tansu: one node
+        specs = default_topics(settings.topic_prefix, partitions or 8, replication)
         if conn.archive is not None and partitions is None:
             remembered = {s.name: s for s in conn.archive.topic_specs()}
             specs = [remembered.get(s.name, s) for s in specs]

@@ -10,13 +10,15 @@ silently plaintext connection (docs/security.md). Secrets are ``SecretStr``: mas
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -27,6 +29,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.broker import parse_broker_url
 from streams.running import user_state_dir
+
+if TYPE_CHECKING:
+    from streams.api.auth import Access
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
@@ -79,6 +84,13 @@ class Settings(BaseSettings):
         description="signs snapshots (HMAC-SHA256); unset = a key file under data_dir in "
         "embedded mode, no snapshots with an external broker",
     )
+    api_tokens: Path | None = Field(
+        default=None, description="TOML file of scoped tokens (hashes): docs/security.md"
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, le=16, description="replicas of each topic it creates (3 on a cluster)"
+    )
+    _grants: tuple[Any, ...] = PrivateAttr(default=())  # streams.api.tokens.Grant
     # Kafka client security (external brokers only; the embedded one is loopback plaintext).
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism | None = None
@@ -119,6 +131,38 @@ class Settings(BaseSettings):
                 "(e.g. the output of `openssl rand -hex 32`; value not shown)"
             )
         return value
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _tokens_path(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _tokens_file(self) -> Settings:
+        """Read the tokens file now, so a bad one stops start-up naming the variable."""
+        if self.api_tokens is not None:
+            from streams.api.tokens import TokenFileError, read_token_file  # web-only: lazy
+
+            try:
+                self._grants = read_token_file(self.api_tokens)
+            except TokenFileError as exc:
+                raise ValueError(f"{_env_name('api_tokens')}: {exc}") from None
+        return self
+
+    def web_access(self) -> Access:
+        """Who may read the API. Refuses (``SettingsError``) to serve a non-loopback
+        address with no token: the API says who depends on whom."""
+        from streams.api.auth import Access
+
+        token = self.api_token.get_secret_value() if self.api_token else None
+        access = Access.of(token, self._grants)
+        if not access.required and not _loopback(self.web_host):
+            raise SettingsError(
+                f"{_env_name('web_host')}: {self.web_host!r} is not a loopback address, and "
+                f"neither {_env_name('api_token')} nor {_env_name('api_tokens')} is set; "
+                "the API would be open to the network"
+            )
+        return access
 
     @field_validator("security_protocol", "sasl_mechanism", mode="before")
     @classmethod
@@ -198,6 +242,15 @@ def load_settings(**overrides: object) -> Settings:
         if not first["loc"]:  # a cross-field rule: its message names the variable itself
             raise SettingsError(message) from None
         raise SettingsError(f"{_env_name(str(first['loc'][0]))}: {message}") from None
+
+
+def _loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
 
 
 def _env_name(field: str) -> str:

@@ -136,8 +136,11 @@ def route(names: TopicNames, event: Event) -> tuple[str, bytes]:
     return names.for_type(event.type), key.encode()
 
 
-def default_topics(prefix: str = "stakewatch", partitions: int = 8) -> list[TopicSpec]:
-    """The topics Stakewatch reads and writes (rationale in ``docs/architecture.md``).
+def default_topics(
+    prefix: str = "stakewatch", partitions: int = 8, replication: int = 1
+) -> list[TopicSpec]:
+    """The topics Stakewatch reads and writes (rationale in ``docs/architecture.md``), each
+    with `replication` replicas (``STAKEWATCH_REPLICATION_FACTOR``: 3 on a real cluster).
 
     - ``ownership``, ``contracts``, ``spend``: the event log and source of truth, kept
       forever, ``partitions`` each (keys: see ``route``).
@@ -158,16 +161,17 @@ def default_topics(prefix: str = "stakewatch", partitions: int = 8) -> list[Topi
     names = TopicNames(prefix)
     month = {"retention.ms": str(30 * 24 * 3600 * 1000)}
     week = {"retention.ms": str(7 * 24 * 3600 * 1000)}
+    r = replication
     return [
-        TopicSpec(names.ownership, partitions),
-        TopicSpec(names.contracts, partitions),
-        TopicSpec(names.spend, partitions),
-        TopicSpec(names.reference, 1),
-        TopicSpec(names.alerts, 1, config=month),
-        TopicSpec(names.dead_letter, 1),
-        TopicSpec(names.leases, partitions),
-        TopicSpec(names.snapshots, 1, config=week),
-        TopicSpec(names.notifications, 1, config={"cleanup.policy": "compact"}),
+        TopicSpec(names.ownership, partitions, r),
+        TopicSpec(names.contracts, partitions, r),
+        TopicSpec(names.spend, partitions, r),
+        TopicSpec(names.reference, 1, r),
+        TopicSpec(names.alerts, 1, r, config=month),
+        TopicSpec(names.dead_letter, 1, r),
+        TopicSpec(names.leases, partitions, r),
+        TopicSpec(names.snapshots, 1, r, config=week),
+        TopicSpec(names.notifications, 1, r, config={"cleanup.policy": "compact"}),
     ]
 
 

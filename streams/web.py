@@ -1,9 +1,9 @@
 """The worker's HTTP surface (aiohttp): health, readiness, metrics, the API and the page.
 
-It binds to 127.0.0.1 unless told otherwise, because it shows who depends on whom. With an
-API token, ``/v1`` needs ``Authorization: Bearer``; ``/healthz``, ``/readyz`` and
-``/metrics`` stay open for probes and scrapers, and so does ``/``, a static page that
-fetches its data from ``/v1`` with the token (docs/api.md).
+It binds to 127.0.0.1 unless told otherwise, because it shows who depends on whom. With API
+tokens, ``/v1`` needs ``Authorization: Bearer`` and shows each token its clients' world;
+``/healthz``, ``/readyz`` and ``/metrics`` stay open for probes and scrapers, and so does
+``/``, a static page that fetches its data from ``/v1`` with the token (docs/api.md).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from streams.api import MAX_BODY, build_api, page_handler
+from streams.api.auth import Access
 
 if TYPE_CHECKING:
     from streams.agents.worker import Worker
@@ -24,7 +25,11 @@ WORKER = web.AppKey("worker", object)  # the Worker the app serves (for handlers
 
 
 def build_app(
-    worker: Worker, metrics: Metrics | None, *, api_token: str | None = None
+    worker: Worker,
+    metrics: Metrics | None,
+    *,
+    api_token: str | None = None,
+    access: Access | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app[WORKER] = worker
@@ -47,7 +52,7 @@ def build_app(
         return web.json_response(body, status=200 if ready else 503)
 
     app.router.add_get("/", page_handler)
-    app.add_subapp("/v1", build_api(worker, api_token=api_token))
+    app.add_subapp("/v1", build_api(worker, api_token=api_token, access=access))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     if metrics is not None:

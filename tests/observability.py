@@ -130,28 +130,31 @@ class Prometheus:
 
 @contextlib.asynccontextmanager
 async def running_prometheus(
-    workdir: Path, targets: list[str], *, interval: str = "1s"
+    workdir: Path,
+    targets: list[str] | None = None,
+    *,
+    interval: str = "1s",
+    config: dict[str, Any] | None = None,
 ) -> AsyncIterator[Prometheus]:
     """Debian's `prometheus` on a free port, scraping `targets` as job `stakewatch` every
-    `interval` and evaluating the repo's rules as often; stopped (SIGTERM) on exit."""
+    `interval` and evaluating the repo's rules as often (or running `config` as given);
+    stopped (SIGTERM) on exit."""
     port = free_port()
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": interval, "evaluation_interval": interval},
-                "rule_files": [str(PROM / "rules" / "*.yml")],
-                "scrape_configs": [
-                    {"job_name": "stakewatch", "static_configs": [{"targets": targets}]}
-                ],
-            }
-        )
-    )
+    if config is None:
+        config = {
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "rule_files": [str(PROM / "rules" / "*.yml")],
+            "scrape_configs": [
+                {"job_name": "stakewatch", "static_configs": [{"targets": targets or []}]}
+            ],
+        }
+    path = workdir / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
     log = workdir / "prometheus.log"
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(
             tool("prometheus"),
-            f"--config.file={config}",
+            f"--config.file={path}",
             f"--storage.tsdb.path={workdir / 'prometheus-data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             stdout=out,

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from streams.agents.delivery import DeliveryAgent, DeliveryOptions
 from streams.agents.worker import Worker, WorkerOptions, tune_gc
+from streams.api.auth import Access
 from streams.metrics import Metrics
 from streams.web import build_app
 
@@ -30,6 +31,7 @@ async def serve(
     web_host: str = "127.0.0.1",
     web_port: int | None = 6066,
     api_token: str | None = None,
+    access: Access | None = None,
     stop: asyncio.Event | None = None,
     delivery: DeliveryOptions | None = None,
     broker_gone: Callable[[], Awaitable[bool]] | None = None,
@@ -54,7 +56,9 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
     runner = None
     if web_port is not None:
-        runner = web.AppRunner(build_app(worker, metrics, api_token=api_token), access_log=None)
+        runner = web.AppRunner(
+            build_app(worker, metrics, api_token=api_token, access=access), access_log=None
+        )
         await runner.setup()
         site = web.TCPSite(runner, web_host, web_port)
         await site.start()

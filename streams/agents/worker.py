@@ -81,6 +81,7 @@ class WorkerOptions:
     heartbeat_interval: float = 1.0
     snapshot_interval: float = 5.0
     partitions: int = 8
+    replication: int = 1  # replicas of a topic it has to create (STAKEWATCH_REPLICATION_FACTOR)
     max_records: int = 10_000
     fetch_max_wait_ms: int = 100
     merge_grace: float = 0.2  # live edge: wait for earlier records on idle partitions, s
@@ -163,7 +164,9 @@ class Worker:
                 worker=self.worker_id,
             )
         await ensure_topics(
-            o.bootstrap, default_topics(self.names.prefix, o.partitions), client=o.client
+            o.bootstrap,
+            default_topics(self.names.prefix, o.partitions, o.replication),
+            client=o.client,
         )
         self._producer = make_producer(
             o.bootstrap,

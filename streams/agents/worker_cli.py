@@ -14,6 +14,7 @@ from streams.agents.delivery import DeliveryOptions
 from streams.agents.runner import serve
 from streams.agents.snapshot_key import SnapshotKey, snapshot_key
 from streams.agents.worker import WorkerOptions
+from streams.api.auth import Access
 from streams.engine import EngineConfig
 from streams.logging import configure_logging
 from streams.settings import SettingsError, load_settings
@@ -34,6 +35,7 @@ def run_worker(
 
     try:
         settings = load_settings(broker=broker, web_port=web_port)
+        access = settings.web_access()
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -49,7 +51,7 @@ def run_worker(
         print(exc, file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_main(settings, config, alerts, embedded, key))
+        return asyncio.run(_main(settings, config, alerts, embedded, key, access))
     except (BrokerError, KafkaError, OSError) as exc:
         print(f"error: {str(exc) or type(exc).__name__}", file=sys.stderr)
         return 1
@@ -86,6 +88,7 @@ async def _main(
     alerts: AlertsConfig,
     embedded: bool,
     key: SnapshotKey | None,
+    access: Access,
 ) -> int:
     from streams.connect import broker_session
     from streams.running import register, unregister
@@ -102,12 +105,12 @@ async def _main(
             pid=os.getpid(),
         )
         try:
-            return await _serve(settings, config, alerts, conn, members, key)
+            return await _serve(settings, config, alerts, conn, members, key, access)
         finally:
             unregister(listed)
 
 
-async def _serve(settings, config, alerts, conn, members, key) -> int:
+async def _serve(settings, config, alerts, conn, members, key, access) -> int:
     options = WorkerOptions(
         conn.bootstrap,
         names=conn.names,
@@ -121,6 +124,7 @@ async def _serve(settings, config, alerts, conn, members, key) -> int:
         broker_instance=f"embedded:{conn.pid}" if conn.embedded and conn.pid else "",
         member_dir=members,
         snapshot_key=key,
+        replication=1 if conn.embedded else settings.replication_factor,
     )
     delivery = None
     if alerts.receivers:  # nobody to tell: no delivery agent, no notification log
@@ -136,12 +140,11 @@ async def _serve(settings, config, alerts, conn, members, key) -> int:
             member_dir=members,
             rules=config,
         )
-    token = settings.api_token.get_secret_value() if settings.api_token else None
     return await serve(
         options,
         web_host=settings.web_host,
         web_port=settings.web_port,
-        api_token=token,
+        access=access,
         delivery=delivery,
         broker_gone=_shared_broker_gone(settings, conn),
     )

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from streams.engine import AlertRecord, Engine
 from streams.query.common import watermark
+from streams.query.scope import EVERYTHING, Scope
 
 __all__ = ["LiveFeed", "stream_handler"]
 
@@ -122,8 +123,11 @@ def _sse(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-async def stream_handler(request: web.Request, feed: LiveFeed, keepalive: float = 15.0):
-    """``GET /v1/stream``: ``hello`` with the watermark, then one ``alert`` per change."""
+async def stream_handler(
+    request: web.Request, feed: LiveFeed, scope: Scope = EVERYTHING, keepalive: float = 15.0
+):
+    """``GET /v1/stream``: ``hello`` with the watermark, then one ``alert`` per change of a
+    conflict whose client `scope` sees (a ``reset`` tells a slow reader to re-read)."""
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -144,5 +148,7 @@ async def stream_handler(request: web.Request, feed: LiveFeed, keepalive: float 
                 continue
             if change is None:
                 break
+            if change.get("kind") != "reset" and not scope.sees(change.get("client", "")):
+                continue  # another client's conflict: not this reader's to see
             await response.write(_sse("alert", change))
     return response

@@ -550,7 +550,8 @@ def openapi_document() -> dict[str, Any]:
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "required when STAKEWATCH_API_TOKEN is set",
+                    "description": "required when STAKEWATCH_API_TOKEN or STAKEWATCH_API_TOKENS "
+                    "is set; a scoped token sees only its clients' world (docs/security.md)",
                 }
             },
         },

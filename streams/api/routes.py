@@ -4,6 +4,10 @@ Every worker holds the whole state (docs/architecture.md, Scaling out), so each 
 every query completely from its own engine: no routing or gathering between workers. A
 handler runs on the worker's event loop between two batches, so it reads a consistent state;
 ``what-if`` takes its snapshot there and applies the hypothetical events in a thread.
+
+Every handler asks with the scope of the request's token (``scope_of``): a scoped token sees
+its own clients' conflicts, exposures, contracts, spend and what-ifs, and the market's
+ownership facts, nothing of another client's (docs/security.md, Tenancy).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import structlog
 from aiohttp import web
 
 from streams import query
-from streams.api.auth import bearer_middleware
+from streams.api.auth import Access, bearer_middleware, scope_of
 from streams.api.live import LiveFeed, stream_handler
 from streams.api.openapi import openapi_document
 from streams.api.params import ApiError, QueryParams, slug
@@ -70,10 +74,18 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def build_api(
-    state: QueryState, *, api_token: str | None = None, live_interval: float = 0.2
+    state: QueryState,
+    *,
+    api_token: str | None = None,
+    access: Access | None = None,
+    live_interval: float = 0.2,
 ) -> web.Application:
-    """The ``/v1`` sub-application over `state` (read at each request: it may be swapped)."""
-    api = web.Application(middlewares=[_errors, bearer_middleware(api_token)])
+    """The ``/v1`` sub-application over `state` (read at each request: it may be swapped).
+
+    `access` holds the tokens and what each may see; `api_token` alone is the one token that
+    sees everything (``STAKEWATCH_API_TOKEN``); neither: the API is open (loopback only)."""
+    access = access if access is not None else Access.of(api_token)
+    api = web.Application(middlewares=[_errors, bearer_middleware(access)])
     feed = LiveFeed(state, live_interval)
     api.cleanup_ctx.append(feed.context)
 
@@ -93,26 +105,31 @@ def build_api(
             rival=q.slug("rival"),
             severity=q.severity(),
             limit=q.integer("limit", 1000, 1, 10_000),
+            scope=scope_of(request),
         )
         return _json({"ready": _ready(state), **result})
 
     async def resolved(request: web.Request) -> web.Response:
         q = QueryParams(request, {"limit"})
         limit = q.integer("limit", 20, 1, 100)
-        return _json({"resolved": list(feed.resolved)[:limit]})
+        scope = scope_of(request)
+        seen = [r for r in feed.resolved if scope.sees(r["client"])]
+        return _json({"resolved": seen[:limit]})
 
     async def exposure(request: web.Request) -> web.Response:
         QueryParams(request, set())
         client = slug(request.match_info["client"], "client")
-        return _json(query.client_exposure(state.engine, client))
+        return _json(query.client_exposure(state.engine, client, scope_of(request)))
 
     async def owners(request: web.Request) -> web.Response:
         QueryParams(request, set())
-        return _json(query.owners(state.engine, slug(request.match_info["id"], "id")))
+        entity = slug(request.match_info["id"], "id")
+        return _json(query.owners(state.engine, entity, scope_of(request)))
 
     async def holdings(request: web.Request) -> web.Response:
         QueryParams(request, set())
-        return _json(query.holdings(state.engine, slug(request.match_info["id"], "id")))
+        entity = slug(request.match_info["id"], "id")
+        return _json(query.holdings(state.engine, entity, scope_of(request)))
 
     async def explain(request: web.Request) -> web.Response:
         q = QueryParams(request, {"client", "vendor", "rival"})
@@ -120,7 +137,8 @@ def build_api(
         vendor = q.slug("vendor", required=True)
         rival = q.slug("rival", required=True)
         assert client and vendor and rival
-        return _json(query.explain(state.engine, state.provenance, client, vendor, rival))
+        scope = scope_of(request)
+        return _json(query.explain(state.engine, state.provenance, client, vendor, rival, scope))
 
     async def what_if(request: web.Request) -> web.Response:
         QueryParams(request, set())
@@ -138,7 +156,9 @@ def build_api(
         engine = state.engine
         blob = engine.snapshot()  # here, on the loop: the live engine is consistent
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(None, query.what_if_snapshot, blob, engine.config, doc)
+        result = await loop.run_in_executor(
+            None, query.what_if_snapshot, blob, engine.config, doc, scope_of(request)
+        )
         return _json(result)
 
     async def alternatives(request: web.Request) -> web.Response:
@@ -146,11 +166,11 @@ def build_api(
         client = q.slug("client", required=True)
         category = q.text("category", required=True)
         assert client and category
-        return _json(query.alternatives(state.engine, client, category))
+        return _json(query.alternatives(state.engine, client, category, scope_of(request)))
 
     async def stream(request: web.Request) -> web.StreamResponse:
         QueryParams(request, set())
-        return await stream_handler(request, feed)
+        return await stream_handler(request, feed, scope_of(request))
 
     async def openapi(request: web.Request) -> web.Response:
         return _json(doc)

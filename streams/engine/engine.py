@@ -563,6 +563,21 @@ class Engine:
             set(cached.touched),
         )
 
+    def keep_clients(self, clients: frozenset[str]) -> None:
+        """Forget every other client: relationships, open conflicts, applied event ids.
+
+        For a copy that answers a scoped caller's what-if (streams/query/whatif.py): with the
+        others gone, no rejection (``unknown_contract``, ``duplicate``) or figure can tell
+        that another client's contract or event exists. Market state stays."""
+        self.rel.keep_clients(clients)
+        self.open = {k: c for k, c in self.open.items() if c.client in clients}
+        self.open_by_rival = {}
+        self._open_pairs = {}
+        for key, c in self.open.items():
+            self.open_by_rival.setdefault(c.rival, set()).add(key)
+            self._open_pairs.setdefault((c.client, c.vendor), set()).add(c.rival)
+        self.seen = Applied()
+
     # -- snapshots --------------------------------------------------------------------------
 
     def snapshot(self) -> bytes:

@@ -168,6 +168,27 @@ class Relationships:
             heapq.heappush(self._spend_expiry, (times[-1] + self.window_us, client, vendor))
         return not was_active
 
+    def keep_clients(self, clients: frozenset[str]) -> None:
+        """Forget every other client's contracts and spend (a scoped what-if's copy, so
+        that its answers cannot depend on them). Categories are the kept contracts' current
+        ones."""
+        self.contracts = {k: c for k, c in self.contracts.items() if c.client in clients}
+        self.pairs = {k: p for k, p in self.pairs.items() if k[0] in clients}
+        grouped: dict[str, list[str]] = {}
+        for client, vendor in self.pairs:
+            grouped.setdefault(vendor, []).append(client)
+        self.by_vendor = {
+            v: cs[0] if len(cs) == 1 else tuple(cs) if len(cs) <= _SMALL else set(cs)
+            for v, cs in grouped.items()
+        }
+        self.by_category = {}
+        for c in self.contracts.values():
+            self.by_category.setdefault(c.category, set()).add(c.vendor)
+        self._ends = [e for e in self._ends if e[1] in self.contracts]
+        self._spend_expiry = [e for e in self._spend_expiry if e[1] in clients]
+        heapq.heapify(self._ends)
+        heapq.heapify(self._spend_expiry)
+
     @staticmethod
     def _prune(p: Pair, cutoff: int) -> None:
         i = bisect_right(p.times, cutoff)

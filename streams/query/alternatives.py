@@ -12,15 +12,18 @@ from typing import Any
 
 from streams.engine import Engine
 from streams.engine.config import meets_threshold
-from streams.query.common import Exposures, NotFound, names, require, watermark
+from streams.query.common import Exposures, NotFound, names, require_client, watermark
+from streams.query.scope import EVERYTHING, Scope
 
 __all__ = ["alternatives"]
 
 
-def alternatives(engine: Engine, client: str, category: str) -> dict[str, Any]:
+def alternatives(
+    engine: Engine, client: str, category: str, scope: Scope = EVERYTHING
+) -> dict[str, Any]:
     """Neutral vendors of `category` for `client` first (most clients first), then the rest."""
-    require(engine, client)
-    vendors = engine.rel.by_category.get(category)
+    require_client(engine, client, scope)
+    vendors = _vendors(engine, category, scope)
     if not vendors:
         raise NotFound(f"unknown category {category!r}: no contract was signed in it")
     now = engine.watermark
@@ -44,7 +47,9 @@ def alternatives(engine: Engine, client: str, category: str) -> dict[str, Any]:
                     }
                 )
         clients = sorted(
-            c for c in rel.clients_of(vendor) if now is not None and rel.is_active(c, vendor, now)
+            c
+            for c in rel.clients_of(vendor)
+            if scope.sees(c) and now is not None and rel.is_active(c, vendor, now)
         )
         row = {
             "vendor": vendor,
@@ -70,4 +75,16 @@ def alternatives(engine: Engine, client: str, category: str) -> dict[str, Any]:
         "alternatives": neutral,
         "excluded": excluded,
         "names": names(engine, ids),
+    }
+
+
+def _vendors(engine: Engine, category: str, scope: Scope) -> set[str] | None:
+    """Vendors seen in `category`: in anyone's contracts, or in the scope's clients' ones
+    (their current category: a scoped caller does not see what an amendment replaced)."""
+    if scope.clients is None:
+        return engine.rel.by_category.get(category)
+    return {
+        c.vendor
+        for c in engine.rel.contracts.values()
+        if c.category == category and c.client in scope.clients
     }

@@ -15,6 +15,7 @@ from typing import Any
 from streams.engine import Engine
 from streams.engine.ownership import Exposure
 from streams.engine.records import format_micros
+from streams.query.scope import EVERYTHING, Scope
 
 __all__ = [
     "SEVERITY_RANK",
@@ -26,6 +27,7 @@ __all__ = [
     "iso_micros",
     "names",
     "require",
+    "require_client",
     "watermark",
 ]
 
@@ -46,27 +48,52 @@ def watermark(engine: Engine) -> str | None:
     return iso_micros(engine.watermark)
 
 
-def is_known(engine: Engine, entity: str) -> bool:
-    """True when any applied event named the entity (cheap indexes first, then a scan)."""
+def is_known(engine: Engine, entity: str, scope: Scope = EVERYTHING) -> bool:
+    """True when an applied event the scope may see named the entity.
+
+    Market facts (the registry, the ownership graph) are seen by every scope; a rivalry or
+    a relationship only by a scope holding one of its clients."""
     graph, rel = engine.graph, engine.rel
     if (
         entity in engine.entities
-        or entity in engine.rivals
         or entity in graph.out_eff
         or entity in graph.in_eff
         or entity in graph.out_held
-        or entity in rel.by_vendor
     ):
         return True
-    return any(client == entity for client, _ in rel.pairs) or any(
-        entity in pair for pair in graph.holdings
-    )
+    clients = scope.clients
+    if clients is None:
+        if entity in engine.rivals or entity in rel.by_vendor:
+            return True
+        return any(client == entity for client, _ in rel.pairs) or any(
+            entity in pair for pair in graph.holdings
+        )
+    rivals = engine.rivals.get(entity)
+    if rivals is not None and (entity in clients or not clients.isdisjoint(rivals)):
+        return True
+    if any((client, entity) in rel.pairs for client in clients):
+        return True
+    if entity in clients and any(client == entity for client, _ in rel.pairs):
+        return True
+    return any(entity in pair for pair in graph.holdings)
 
 
-def require(engine: Engine, *entities: str) -> None:
+def _unknown(entity: str) -> NotFound:
+    return NotFound(f"unknown entity {entity!r}: no applied event names it")
+
+
+def require(engine: Engine, *entities: str, scope: Scope = EVERYTHING) -> None:
     for entity in entities:
-        if not is_known(engine, entity):
-            raise NotFound(f"unknown entity {entity!r}: no applied event names it")
+        if not is_known(engine, entity, scope):
+            raise _unknown(entity)
+
+
+def require_client(engine: Engine, client: str, scope: Scope = EVERYTHING) -> None:
+    """`client` must be one the scope sees; another client's id is answered exactly as an
+    id nobody named (same status, same message), so the answer leaks nothing."""
+    if not scope.sees(client):
+        raise _unknown(client)
+    require(engine, client, scope=scope)
 
 
 def names(engine: Engine, ids: Iterable[str]) -> dict[str, str]:

@@ -13,8 +13,10 @@ from streams.query.common import (
     conflict_figures,
     names,
     require,
+    require_client,
     watermark,
 )
+from streams.query.scope import EVERYTHING, Scope
 
 __all__ = ["client_exposure", "open_conflicts"]
 
@@ -28,18 +30,23 @@ def open_conflicts(
     rival: str | None = None,
     severity: str | None = None,
     limit: int = 1000,
+    scope: Scope = EVERYTHING,
 ) -> dict[str, Any]:
     """Open conflicts, most severe first, in the alert record's shape.
 
     Figures are at the watermark (a holding that closed at the announced value changes
     ``pending`` without an alert); ``event_id``/``event_time`` name the event of the
-    conflict's last alert record (`latest`), ``since_*`` the one that opened it.
+    conflict's last alert record (`latest`), ``since_*`` the one that opened it. Only
+    conflicts of clients the `scope` sees are listed.
     """
-    require(engine, *(e for e in (client, vendor, rival) if e is not None))
+    if client is not None:
+        require_client(engine, client, scope)
+    require(engine, *(e for e in (vendor, rival) if e is not None), scope=scope)
     chosen = [
         (key, c)
         for key, c in engine.open.items()
-        if (client is None or c.client == client)
+        if scope.sees(c.client)
+        and (client is None or c.client == client)
         and (vendor is None or c.vendor == vendor)
         and (rival is None or c.rival == rival)
         and (severity is None or c.severity == severity)
@@ -72,9 +79,10 @@ def open_conflicts(
     }
 
 
-def client_exposure(engine: Engine, client: str) -> dict[str, Any]:
-    """Every vendor the client has dealt with, and each rival's reach into it."""
-    require(engine, client)
+def client_exposure(engine: Engine, client: str, scope: Scope = EVERYTHING) -> dict[str, Any]:
+    """Every vendor the client has dealt with, and each rival's reach into it (only the
+    client's own relationships: never another client's)."""
+    require_client(engine, client, scope)
     now = engine.watermark
     rel = engine.rel
     threshold = engine.config.threshold

@@ -15,6 +15,7 @@ from typing import Any
 from streams.engine import Engine
 from streams.engine.ownership import OwnershipGraph
 from streams.query.common import names, require, watermark
+from streams.query.scope import EVERYTHING, Scope
 
 __all__ = ["holdings", "owners"]
 
@@ -59,9 +60,10 @@ def _shown(paths: list[tuple[float, Path]], graph: OwnershipGraph) -> list[dict[
     return [{"path": list(p), "stake": s, "pending": _path_pending(graph, p)} for s, p in rows]
 
 
-def owners(engine: Engine, entity: str) -> dict[str, Any]:
-    """Effective owners of `entity`, largest stake first, each with its paths."""
-    require(engine, entity)
+def owners(engine: Engine, entity: str, scope: Scope = EVERYTHING) -> dict[str, Any]:
+    """Effective owners of `entity`, largest stake first, each with its paths (market
+    facts: any scope sees them, for an entity it may know of)."""
+    require(engine, entity, scope=scope)
     graph = engine.graph
     rows = []
     for owner, paths in graph.paths_into(entity).items():
@@ -86,9 +88,9 @@ def owners(engine: Engine, entity: str) -> dict[str, Any]:
     }
 
 
-def holdings(engine: Engine, entity: str) -> dict[str, Any]:
+def holdings(engine: Engine, entity: str, scope: Scope = EVERYTHING) -> dict[str, Any]:
     """Everything `entity` reaches, largest effective stake first, each with its paths."""
-    require(engine, entity)
+    require(engine, entity, scope=scope)
     graph = engine.graph
     exposure = engine.exposure_of(entity)
     rows = []

@@ -16,7 +16,16 @@ from streams.engine import Engine
 from streams.engine.config import Facts, SeverityRules
 from streams.engine.provenance import Evidence, Provenance
 from streams.engine.relationships import DAY_US
-from streams.query.common import Exposures, conflict_figures, iso_micros, names, require, watermark
+from streams.query.common import (
+    Exposures,
+    conflict_figures,
+    iso_micros,
+    names,
+    require,
+    require_client,
+    watermark,
+)
+from streams.query.scope import EVERYTHING, Scope
 
 __all__ = ["explain", "severity_rules"]
 
@@ -123,10 +132,20 @@ def _control(engine: Engine, rival: str, vendor: str, controlled: frozenset[str]
 
 
 def explain(
-    engine: Engine, provenance: Provenance | None, client: str, vendor: str, rival: str
+    engine: Engine,
+    provenance: Provenance | None,
+    client: str,
+    vendor: str,
+    rival: str,
+    scope: Scope = EVERYTHING,
 ) -> dict[str, Any]:
-    """The full reasoning for (client, vendor, rival) at the watermark, open or not."""
-    require(engine, client, vendor, rival)
+    """The full reasoning for (client, vendor, rival) at the watermark, open or not.
+
+    Everything in it is the client's own (its rivalry, its contracts and spend with the
+    vendor) or a market fact (the holdings on the paths), so a scope that sees the client
+    sees all of it."""
+    require_client(engine, client, scope)
+    require(engine, vendor, rival, scope=scope)
     config = engine.config
     now = engine.watermark
     today = None if now is None else now // DAY_US

@@ -4,6 +4,11 @@ The hypothetical events go through the same boundary (``decode``) and the same e
 real ones, applied to a copy made with ``Engine.snapshot``/``restore``: live state is never
 touched. Envelope fields may be left out: ``specversion`` 1.0, ``id`` ``what-if-<n>``,
 ``source`` ``/what-if`` and ``time`` = the watermark (so "now" stays the state's "now").
+
+A scoped caller's hypothesis runs on its own world: the copy forgets every other client
+(``Engine.keep_clients``) before the events apply, and an event naming a client outside the
+scope is refused whether or not that client exists. So nothing in the answer — what opens,
+changes or closes, a rejection, a figure — depends on another client's contracts or spend.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from typing import Any
 import orjson
 
 from streams.engine import Engine, EngineConfig
-from streams.events import Rejection, decode
+from streams.events import ContractSigned, Rejection, SpendRecorded, decode
 from streams.query.common import SEVERITY_RANK, Exposures, conflict_figures, watermark
+from streams.query.scope import EVERYTHING, Scope
 
 __all__ = ["MAX_EVENTS", "BadHypothesis", "what_if", "what_if_snapshot"]
 
@@ -30,7 +36,7 @@ class BadHypothesis(ValueError):
         self.index = index
 
 
-def _events(raw: Sequence[Any], now: str | None) -> list:
+def _events(raw: Sequence[Any], now: str | None, scope: Scope) -> list:
     if len(raw) > MAX_EVENTS:
         raise BadHypothesis(f"at most {MAX_EVENTS} hypothetical events, got {len(raw)}")
     events = []
@@ -45,6 +51,12 @@ def _events(raw: Sequence[Any], now: str | None) -> list:
         event = decode(orjson.dumps(doc))
         if isinstance(event, Rejection):
             raise BadHypothesis(f"events[{i}]: {event}", i)
+        if isinstance(event, ContractSigned | SpendRecorded) and not scope.sees(event.data.client):
+            raise BadHypothesis(
+                f"events[{i}]: data.client: {event.data.client!r} is not a client this token "
+                "may see",
+                i,
+            )
         events.append(event)
     return events
 
@@ -54,19 +66,23 @@ def _all_figures(engine: Engine, keys) -> dict[str, dict[str, Any]]:
     return {key: conflict_figures(engine, *key.split("|"), exposures) for key in keys}
 
 
-def what_if(engine: Engine, events: Sequence[Any]) -> dict[str, Any]:
+def what_if(engine: Engine, events: Sequence[Any], scope: Scope = EVERYTHING) -> dict[str, Any]:
     """`what_if_snapshot` on a copy of `engine` (which is left as it was)."""
-    return what_if_snapshot(engine.snapshot(), engine.config, events)
+    return what_if_snapshot(engine.snapshot(), engine.config, events, scope)
 
 
-def what_if_snapshot(blob: bytes, config: EngineConfig, events: Sequence[Any]) -> dict[str, Any]:
+def what_if_snapshot(
+    blob: bytes, config: EngineConfig, events: Sequence[Any], scope: Scope = EVERYTHING
+) -> dict[str, Any]:
     """Apply `events` to the state in `blob` (``Engine.snapshot``) and report the difference.
 
     Split from `what_if` so an adapter can take the snapshot where the live engine is
     consistent (the event loop) and do the rest elsewhere (a thread).
     """
     copy = Engine.restore(blob, config)
-    parsed = _events(events, watermark(copy))
+    if scope.clients is not None:
+        copy.keep_clients(scope.clients)
+    parsed = _events(events, watermark(copy), scope)
     before_open = set(copy.open)
     before = _all_figures(copy, before_open)
     watermark_before = watermark(copy)

@@ -122,6 +122,25 @@ class Chromium:
             raise RuntimeError(result["exceptionDetails"].get("text", "script error"))
         return result["result"].get("value")
 
+    async def attributes(self, selector: str, name: str) -> list[str]:
+        """The `name` data attribute of every element `selector` matches, in page order."""
+        return await self.evaluate(
+            f"[...document.querySelectorAll({selector!r})].map(e => e.dataset[{name!r}])"
+        )
+
+    async def text(self) -> str:
+        """Everything the page shows as text."""
+        return await self.evaluate("document.body.innerText")
+
+    async def fresh(self, url: str) -> None:
+        """Open `url` as a new visit: a blank page first, so a hash-only change reloads, and
+        the tab's session storage (where the page keeps its token) cleared."""
+        await self.open("about:blank")
+        await wait_for(lambda: self.evaluate("location.href === 'about:blank'"), 10, "blank page")
+        origin = url.split("/#")[0].rstrip("/")
+        await self.send("Storage.clearDataForOrigin", origin=origin, storageTypes="all")
+        await self.open(url)
+
     async def screenshot(self, path: Path) -> Path:
         shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))

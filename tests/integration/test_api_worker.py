@@ -6,6 +6,8 @@ alert record on the topic); the token guards /v1 in a ``stakewatch worker`` proc
 
 from __future__ import annotations
 
+import asyncio
+import os
 import uuid
 from pathlib import Path
 
@@ -115,3 +117,61 @@ async def test_worker_process_guards_v1_with_the_token_and_keeps_probes_open(bro
     finally:
         proc.terminate()
     assert token not in (tmp_path / "worker.log").read_text()
+
+
+async def test_worker_process_serves_scoped_tokens_from_the_file_and_refuses_an_open_port(
+    broker, tmp_path
+):
+    """`stakewatch worker` with STAKEWATCH_API_TOKENS: a scoped token sees its client's
+    conflict only; and the same worker on 0.0.0.0 without any token does not start."""
+    import hashlib
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STAKEWATCH_")}
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "streams", "worker", "--web-port", "0"],
+        env={**env, "STAKEWATCH_WEB_HOST": "0.0.0.0", "STAKEWATCH_BROKER": "kafka://127.0.0.1:9"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("bad setting: STAKEWATCH_WEB_HOST: '0.0.0.0'")
+
+    token = uuid.uuid4().hex
+    tokens = tmp_path / "tokens.toml"
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    tokens.write_text(f'[[token]]\nsha256 = "{digest}"\nclients = ["xai"]\n')
+    prefix = f"scoped{uuid.uuid4().hex[:8]}"
+    proc = WorkerProcess(
+        broker.bootstrap,
+        prefix,
+        tmp_path / "worker.log",
+        env={"STAKEWATCH_API_TOKENS": str(tokens)},
+    )
+    lines = seed_lines()
+    stake = next(i for i, raw in enumerate(lines) if b'"ownership.stake"' in raw)
+    try:
+        await wait_for(proc.status, 30, "worker web port")
+        await publish(broker.bootstrap, TopicNames(prefix), lines[: stake + 1])
+        base = f"http://127.0.0.1:{proc.port}"
+        auth = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+            assert (await http.get("/v1/conflicts")).status_code == 401
+
+            async def listed():
+                body = (await http.get("/v1/conflicts", headers=auth)).json()
+                return body["conflicts"] if body["ready"] and body["conflicts"] else None
+
+            conflicts = await wait_for(listed, 30, "xai's conflict")
+            assert [c["dedup_key"] for c in conflicts] == ["xai|scale-ai|meta"]
+            google = await http.get("/v1/exposure/google", headers=auth)
+            nobody = await http.get("/v1/exposure/nobody", headers=auth)
+            assert google.status_code == nobody.status_code == 404
+    finally:
+        proc.terminate()
+    assert token not in (tmp_path / "worker.log").read_text()
+    assert digest not in (tmp_path / "worker.log").read_text()

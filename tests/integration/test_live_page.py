@@ -7,12 +7,15 @@ when Google terminates the contract. The last screenshot is kept as a test artef
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import uuid
 from pathlib import Path
 
 import pytest
 
+from streams.api.auth import Access
+from streams.api.tokens import parse_tokens
 from streams.topics import TopicNames
 from tests.integration.browser import Chromium, chromium_path
 from tests.integration.webapp import serving
@@ -93,3 +96,65 @@ async def test_google_row_appears_critical_then_turns_resolved(broker, tmp_path)
         shutil.copy(tmp_path / name, ARTIFACTS / name)
     print(f"screenshots: {ARTIFACTS / 'page-firing.png'}, {ARTIFACTS / 'page-resolved.png'}")
     assert shot.stat().st_size > 10_000
+
+
+async def test_a_scoped_token_sees_only_its_clients_world_on_the_page(broker, tmp_path):
+    """Two tokens from a tokens file, one for OpenAI and one for Google: each page lists
+    only its client's conflict and neutral vendors, and Google's page sees its conflict
+    resolve while xAI's resolution (same vendor, same rival) never shows."""
+    tokens = {client: f"{client}-{uuid.uuid4().hex}" for client in ("openai", "google")}
+    access = Access.of(
+        None,
+        parse_tokens(
+            "".join(
+                f'[[token]]\nsha256 = "{hashlib.sha256(t.encode()).hexdigest()}"\n'
+                f'clients = ["{client}"]\n'
+                for client, t in tokens.items()
+            )
+        ),
+    )
+    lines = [line for line in SEED.read_bytes().splitlines() if line.strip()]
+    stake = next(i for i, raw in enumerate(lines) if b'"ownership.stake"' in raw)
+    names = TopicNames(f"scoped{uuid.uuid4().hex[:8]}")
+    async with (
+        running_worker(broker.bootstrap, names) as worker,
+        serving(worker, access=access) as base,
+        Chromium(tmp_path) as browser,
+    ):
+        await publish(broker.bootstrap, names, lines[: stake + 1])
+        await wait_for(lambda: len(worker.latest) == 4, 30, "four conflicts open")
+
+        async def rows():
+            return await browser.attributes("article[data-key]", "key") or None
+
+        await browser.fresh(f"{base}/#token={tokens['openai']}")
+        assert await wait_for(rows, 15, "openai's rows") == ["openai|scale-ai|meta"]
+        await browser.evaluate("document.querySelector('article[data-key]').click()")
+        vendors = await wait_for(
+            lambda: browser.attributes("li[data-vendor]", "vendor"), 10, "alternatives"
+        )
+        assert vendors == ["labelbox"]
+        text = await browser.text()
+        assert "OpenAI" in text
+        for other in ("Google", "google", "Microsoft", "xAI", "c-google"):
+            assert other not in text, other
+        await browser.screenshot(tmp_path / "page-scoped-openai.png")
+
+        await browser.fresh(f"{base}/#token={tokens['google']}")
+        assert await wait_for(rows, 15, "google's rows") == ["google|scale-ai|meta"]
+        await publish(broker.bootstrap, names, lines[stake + 1 :])  # Google and xAI leave
+
+        async def google_resolved():
+            status = await browser.attributes("article[data-key]", "status")
+            return status == ["resolved"]
+
+        await wait_for(google_resolved, 15, "google's row resolved")
+        await wait_for(lambda: "xai|scale-ai|meta" not in worker.latest, 15, "xai resolved")
+        assert await rows() == ["google|scale-ai|meta"]
+        text = await browser.text()
+        for other in ("OpenAI", "Microsoft", "xAI", "c-xai", "c-openai"):
+            assert other not in text, other
+        await browser.screenshot(tmp_path / "page-scoped-google.png")
+    ARTIFACTS.mkdir(exist_ok=True)
+    for name in ("page-scoped-openai.png", "page-scoped-google.png"):
+        shutil.copy(tmp_path / name, ARTIFACTS / name)

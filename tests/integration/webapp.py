@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from streams.agents.worker import Worker
+from streams.api.auth import Access
 from streams.broker import free_port
 from streams.web import build_app
 
@@ -15,9 +16,12 @@ __all__ = ["serving"]
 
 
 @contextlib.asynccontextmanager
-async def serving(worker: Worker, *, api_token: str | None = None) -> AsyncIterator[str]:
+async def serving(
+    worker: Worker, *, api_token: str | None = None, access: Access | None = None
+) -> AsyncIterator[str]:
     """Serve ``build_app(worker)`` on 127.0.0.1; yields the base URL."""
-    runner = web.AppRunner(build_app(worker, None, api_token=api_token), access_log=None)
+    app = build_app(worker, None, api_token=api_token, access=access)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
     site = web.TCPSite(runner, "127.0.0.1", port)

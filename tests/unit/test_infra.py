@@ -2,7 +2,8 @@
 
 promtool and prometheus come from Debian's `prometheus` package, which `make test` installs
 (infra/debian-packages.txt): these tests fail rather than skip without them. Docker cannot run
-here, so docker-compose.yml and the Dockerfile are checked as data.
+here, so docker-compose.yml and the Dockerfile are checked as data, and the compose file
+through Debian's `docker-compose config` (which needs no daemon).
 """
 
 from __future__ import annotations
@@ -144,7 +145,18 @@ def test_dashboards_are_provisioned_and_use_the_provisioned_datasource() -> None
                 continue
             assert panel["targets"], f"{path.name} / {panel['title']}: no query"
             for ds in [panel["datasource"], *(t["datasource"] for t in panel["targets"])]:
-                assert ds == {"type": "prometheus", "uid": source["uid"]}
+                assert ds == {"type": "prometheus", "uid": "${datasource}"}
+        # a datasource variable, so the JSON imports into any Grafana; the provisioned
+        # (default) Prometheus is what it picks here
+        (variable,) = dashboard["templating"]["list"]
+        assert (variable["name"], variable["type"], variable["query"]) == (
+            "datasource",
+            "datasource",
+            "prometheus",
+        )
+        assert "${datasource}" not in json.dumps(dashboard["templating"])
+        assert '"uid": "prometheus"' not in path.read_text()
+    assert source["isDefault"] and source["uid"] == "prometheus"
     assert len(uids) == len(DASHBOARDS)
 
 
@@ -188,7 +200,15 @@ def option(command: list[str], name: str) -> str:
 
 def test_compose_has_the_production_shaped_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"kafka", "topics", "worker", "seed", "prometheus", "grafana"}
+    assert set(services) == {
+        "kafka",
+        "topics",
+        "worker",
+        "seed",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    }
     # All of them start with a plain `docker compose up` (issue 5: the seed fills the dashboards).
     assert not [name for name, s in services.items() if s.get("profiles")]
 
@@ -225,8 +245,9 @@ def test_compose_worker_serves_metrics_where_prometheus_scrapes(compose: dict[st
     assert command[0] == "worker"
     # The web port binds to loopback unless told otherwise: Prometheus is another container.
     assert worker["environment"]["STAKEWATCH_WEB_HOST"] == "0.0.0.0"
-    assert f"{port}:{port}" in worker["ports"]
+    assert f"127.0.0.1:{port}:{port}" in worker["ports"]  # /metrics: this host only
     assert f"127.0.0.1:{port}/healthz" in " ".join(worker["healthcheck"]["test"])
+    assert "disable" not in worker["healthcheck"]
     config = yaml.safe_load((PROM / "prometheus.yml").read_text())
     (job,) = config["scrape_configs"]
     assert job.get("metrics_path", "/metrics") == "/metrics"
@@ -254,18 +275,24 @@ def test_compose_mounts_the_repos_prometheus_and_grafana_config(compose: dict[st
     prometheus, grafana = services["prometheus"], services["grafana"]
     assert "./infra/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
-    assert "9090:9090" in prometheus["ports"]
+    assert "127.0.0.1:9090:9090" in prometheus["ports"]
     assert "./infra/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
     assert "./infra/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana["volumes"]
     assert "3000:3000" in grafana["ports"]
-    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
-    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    # no anonymous access, and the admin password must come from the environment
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert "GF_AUTH_ANONYMOUS_ORG_ROLE" not in grafana["environment"]
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith(
+        "${GRAFANA_ADMIN_PASSWORD:?"
+    )
     home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert home.startswith("/var/lib/grafana/dashboards/")
     assert (GRAFANA / "dashboards" / home.rsplit("/", 1)[1]).is_file()
     assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
-    for name in ("kafka", "worker", "prometheus", "grafana"):
+    for name in ("kafka", "worker", "prometheus", "alertmanager", "grafana"):
         assert "healthcheck" in services[name], name
+    for name in ("topics", "seed"):  # one-shot: the image's HEALTHCHECK would never pass
+        assert services[name]["healthcheck"] == {"disable": True}, name
 
 
 def test_compose_mounts_only_files_that_exist_and_declares_its_volumes(
@@ -280,6 +307,140 @@ def test_compose_mounts_only_files_that_exist_and_declares_its_volumes(
                 assert (ROOT / source).exists(), f"{name}: {source} missing"
             else:
                 assert source in named, f"{name}: volume {source} not declared"
+
+
+# -- docker-compose config: the real parser, with an env file as an operator writes it ---------
+
+
+def compose_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env_file = tmp_path / "compose.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    return subprocess.run(
+        [
+            tool("docker-compose"),
+            "--env-file",
+            str(env_file),
+            "--project-directory",
+            str(ROOT),
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "config",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},  # nothing from this shell leaks into the check
+    )
+
+
+REQUIRED = {"STAKEWATCH_API_TOKEN": "t0ken", "GRAFANA_ADMIN_PASSWORD": "pw"}
+
+
+def test_docker_compose_accepts_the_file_and_passes_the_receivers_through(tmp_path: Path) -> None:
+    from alerts.routing import ENV
+
+    receivers = {var: f"https://{var.lower()}.test/x" for var in ENV.values()}
+    done = compose_config(tmp_path, {**REQUIRED, **receivers, "STAKEWATCH_REPLICATION_FACTOR": "3"})
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    worker = services["worker"]["environment"]
+    for var, value in receivers.items():  # every receiver variable docs/alerts.md names
+        assert worker[var] == value, var
+    assert worker["STAKEWATCH_API_TOKEN"] == "t0ken"
+    assert worker["STAKEWATCH_WEB_HOST"] == "0.0.0.0"
+    for name in ("topics", "worker", "seed"):
+        assert services[name]["environment"]["STAKEWATCH_REPLICATION_FACTOR"] == "3", name
+    alertmanager = services["alertmanager"]["environment"]
+    for var in ("STAKEWATCH_SLACK_WEBHOOK_URL", "STAKEWATCH_PAGERDUTY_ROUTING_KEY"):
+        assert alertmanager[var] == receivers[var]
+    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "pw"
+    for name in ("kafka", "worker", "prometheus", "alertmanager"):
+        for port in services[name]["ports"]:
+            published = port if isinstance(port, str) else port["host_ip"]
+            assert published.startswith("127.0.0.1"), (name, port)
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED))
+def test_docker_compose_refuses_to_start_without_a_token_or_a_grafana_password(
+    tmp_path: Path, missing: str
+) -> None:
+    done = compose_config(tmp_path, {k: v for k, v in REQUIRED.items() if k != missing})
+    assert done.returncode != 0
+    assert f"set {missing}" in done.stderr
+
+
+def test_prometheus_sends_its_alerts_to_the_stacks_alertmanager(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    (am,) = config["alerting"]["alertmanagers"]
+    assert am["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    local = yaml.safe_load((PROM / "prometheus.local.yml").read_text())
+    assert local["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
+        "localhost:9093"
+    ]
+    alertmanager = compose["services"]["alertmanager"]
+    assert "./infra/alertmanager:/etc/alertmanager:ro" in alertmanager["volumes"]
+    assert "sh /etc/alertmanager/config.sh > /tmp/alertmanager.yml" in alertmanager["entrypoint"][2]
+    assert "127.0.0.1:9093:9093" in alertmanager["ports"]
+    run(tool("promtool"), "check", "config", PROM / "prometheus.yml")
+
+
+@pytest.mark.parametrize(
+    ("env", "receivers"),
+    [
+        ({}, {"ops": set()}),
+        ({"STAKEWATCH_SLACK_WEBHOOK_URL": "https://hooks.slack.test/x"}, {"ops": {"slack"}}),
+        (
+            {
+                "STAKEWATCH_SLACK_WEBHOOK_URL": "https://hooks.slack.test/x",
+                "STAKEWATCH_PAGERDUTY_ROUTING_KEY": "k3y",
+            },
+            {"ops": {"slack"}, "ops-page": {"pagerduty"}},
+        ),
+    ],
+)
+def test_the_alertmanager_config_has_a_receiver_for_each_configured_secret(
+    tmp_path: Path, env: dict[str, str], receivers: dict[str, set[str]]
+) -> None:
+    done = subprocess.run(
+        ["sh", str(ROOT / "infra" / "alertmanager" / "config.sh")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )
+    config = yaml.safe_load(done.stdout)
+    got = {
+        r["name"]: {k.removesuffix("_configs") for k in r if k.endswith("_configs")}
+        for r in config["receivers"]
+    }
+    assert got == receivers
+    if "ops-page" in receivers:  # pages only for critical alerts, and Slack still hears them
+        page, rest = config["route"]["routes"]
+        assert page["matchers"] == ['severity="critical"'] and page["continue"] is True
+        assert rest == {"receiver": "ops"}
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(done.stdout)
+    run(tool("amtool"), "check-config", path)
+
+
+def test_the_alertmanager_config_refuses_a_value_that_would_break_the_yaml() -> None:
+    done = subprocess.run(
+        ["sh", str(ROOT / "infra" / "alertmanager" / "config.sh")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "STAKEWATCH_SLACK_WEBHOOK_URL": "https://x/'y"},
+    )
+    assert done.returncode == 2 and "STAKEWATCH_SLACK_WEBHOOK_URL" in done.stderr
+    assert "https://x" not in done.stderr
+
+
+def test_topics_take_the_configured_replication_factor() -> None:
+    from streams.topics import default_topics
+
+    assert {s.replication for s in default_topics("p")} == {1}
+    assert {s.replication for s in default_topics("p", 8, 3)} == {3}
 
 
 def test_the_image_runs_the_worker_as_a_non_root_user() -> None:
@@ -301,7 +462,7 @@ def test_the_image_runs_the_worker_as_a_non_root_user() -> None:
 
 def test_prometheus_is_installed_by_the_test_entry_point() -> None:
     packages = (ROOT / "infra" / "debian-packages.txt").read_text().split()
-    assert "prometheus" in packages
+    assert {"prometheus", "prometheus-alertmanager", "docker-compose"} <= set(packages)
 
 
 # -- a real scrape ----------------------------------------------------------------------------

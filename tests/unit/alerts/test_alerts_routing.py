@@ -3,13 +3,14 @@ receiver; bad settings fail at start naming the setting; secrets stay out of err
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
 import pytest
 from alert_samples import SEED_FIRING, make_record
 
-from alerts.routing import AlertConfigError, AllReceivers, Router, load_config
+from alerts.routing import AlertConfigError, AllReceivers, Route, Router, load_config
 from alerts.setup import build_channels, build_dispatcher
 
 SLACK_URL = "https://hooks.slack.test/services/T0/B0/SECRETSLACKPATH"
@@ -267,3 +268,72 @@ def test_secrets_are_not_in_the_config_repr(tmp_path: Path, clean_env: pytest.Mo
     write(tmp_path, clean_env, ROUTING)
     text = repr(load_config())
     assert "SECRETSLACKPATH" not in text and PD_KEY not in text
+
+
+CLIENT_HOOKS = """
+[[receivers]]
+name = "risk-slack"
+type = "slack"
+
+[[receivers]]
+name = "google-hook"
+type = "webhook"
+url_env = "STAKEWATCH_WEBHOOK_URL_GOOGLE"
+secret_env = "STAKEWATCH_WEBHOOK_SECRET_GOOGLE"
+clients = ["google"]
+
+[[receivers]]
+name = "openai-hook"
+type = "webhook"
+url_env = "STAKEWATCH_WEBHOOK_URL_OPENAI"
+secret_env = "STAKEWATCH_WEBHOOK_SECRET_OPENAI"
+clients = ["openai"]
+"""
+
+
+def hooks_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for client in ("GOOGLE", "OPENAI"):
+        monkeypatch.setenv(f"STAKEWATCH_WEBHOOK_URL_{client}", f"https://{client}.test/hook")
+        monkeypatch.setenv(f"STAKEWATCH_WEBHOOK_SECRET_{client}", f"secret-{client}")
+
+
+def test_a_clients_receiver_gets_only_its_clients_records_without_routes(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, clean_env, CLIENT_HOOKS)
+    hooks_env(clean_env)
+    route = load_config().router.route
+    assert route(make_record(SEED_FIRING)) == ("risk-slack", "google-hook")
+    assert route(make_record(SEED_FIRING, client="openai")) == ("risk-slack", "openai-hook")
+    assert route(make_record(SEED_FIRING, client="xai")) == ("risk-slack",)
+
+
+def test_a_route_that_could_send_a_clients_receiver_another_clients_record_fails_at_start(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    hooks_env(clean_env)
+    bad = {
+        'severity = "critical"\nreceivers = ["google-hook"]': "receivers[0]: 'google-hook'",
+        'client = ["google", "openai"]\nreceivers = ["openai-hook"]': "routes[0].receivers[0]",
+    }
+    for route, message in bad.items():
+        write(tmp_path, clean_env, CLIENT_HOOKS + f"\n[[routes]]\n{route}\n")
+        with pytest.raises(AlertConfigError, match=re.escape(message)):
+            load_config()
+    write(tmp_path, clean_env, 'default_receivers = ["openai-hook"]\n' + CLIENT_HOOKS)
+    with pytest.raises(AlertConfigError, match=r"default_receivers\[0\]: 'openai-hook' belongs"):
+        load_config()
+    good = '[[routes]]\nclient = "openai"\nseverity = "critical"\nreceivers = ["openai-hook"]\n'
+    write(tmp_path, clean_env, CLIENT_HOOKS + good)
+    route = load_config().router.route
+    assert route(make_record(SEED_FIRING, client="openai")) == ("openai-hook",)
+    assert route(make_record(SEED_FIRING)) == ()
+
+
+def test_the_router_drops_a_clients_receiver_from_another_clients_record() -> None:
+    """The check at start is the first guard; the router is the second, whatever it holds."""
+    router = Router(
+        (Route(("openai-hook", "risk-slack")),), owners={"openai-hook": frozenset({"openai"})}
+    )
+    assert router.route(make_record(SEED_FIRING)) == ("risk-slack",)
+    assert router.route(make_record(SEED_FIRING, client="openai")) == ("openai-hook", "risk-slack")
