@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from alerts.record import SENSITIVE_DATA_CLASSES, AlertRecord, OwnershipPath
-from streams.engine.config import EngineConfig
+from streams.engine import EngineConfig
 
 __all__ = [
     "SPEC_RULES",

@@ -34,6 +34,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from alerts.notification_log import Handled, Notified
+from streams.engine import SEVERITIES, STATUSES
 from streams.kafka import make_consumer, make_producer
 
 if TYPE_CHECKING:
@@ -43,8 +44,8 @@ __all__ = ["KafkaNotificationLog", "decode_value", "encode_value"]
 
 log = structlog.get_logger("stakewatch.alerts")
 
-_STATUSES = ("firing", "resolved")
-_SEVERITIES = ("critical", "high", "warning")
+_STATUSES = STATUSES
+_SEVERITIES = SEVERITIES
 
 
 SEQ_HEADER = "seq"

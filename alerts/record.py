@@ -8,12 +8,12 @@ Validated once, at the boundary (``AlertRecord.from_json``); everything downstre
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated
 
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from streams.engine.config import DEFAULT_SENSITIVE
+from streams.engine import DEFAULT_SENSITIVE, SEVERITIES, Severity, Status
 
 __all__ = [
     "SENSITIVE_DATA_CLASSES",
@@ -24,10 +24,6 @@ __all__ = [
     "Status",
 ]
 
-Status = Literal["firing", "resolved"]
-Severity = Literal["critical", "high", "warning"]
-#: Severities from most to least urgent.
-SEVERITIES: tuple[Severity, ...] = ("critical", "high", "warning")
 #: SPEC §1 default set of sensitive data classes (receivers take their own set).
 SENSITIVE_DATA_CLASSES: frozenset[str] = DEFAULT_SENSITIVE
 

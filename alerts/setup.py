@@ -23,7 +23,7 @@ from alerts.receivers.pagerduty import PagerDutyReceiver
 from alerts.receivers.slack import SlackReceiver
 from alerts.receivers.webhook import WebhookReceiver
 from alerts.routing import AlertsConfig, ReceiverSpec, load_config
-from streams.engine.config import EngineConfig
+from streams.engine import EngineConfig
 
 __all__ = ["build_channels", "build_dispatcher", "build_receiver"]
 

@@ -44,7 +44,7 @@ def iter_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
 
 def dead_letter_line(raw: bytes, rejection: Rejection, **where: object) -> bytes:
     """One dead-letter JSON line: the original bytes (text, or base64 if not UTF-8) + reason."""
-    doc: dict[str, object] = {"reason": str(rejection), "code": rejection.code, **where}
+    doc: dict[str, object] = {"reason": str(rejection), "code": rejection.code.value, **where}
     try:
         doc["original"] = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -71,7 +71,7 @@ def run_backtest(
         outcome = process(raw, now)
         rejection = outcome.rejection
         if rejection is not None:
-            summary.rejected[rejection.code] += 1
+            summary.rejected[rejection.code.value] += 1
             if dead_letter is not None:
                 dead_letter.write(dead_letter_line(raw, rejection, line=number))
             continue

@@ -26,7 +26,7 @@ def dead_letter_headers(
     line: int | None = None,
 ) -> list[tuple[str, bytes]]:
     """Kafka headers for a dead letter: ``reason``, ``code`` and the source coordinates."""
-    headers = [("reason", str(rejection).encode()), ("code", rejection.code.encode())]
+    headers = [("reason", str(rejection).encode()), ("code", rejection.code.value.encode())]
     for name, value in (
         ("source_topic", source_topic),
         ("source_partition", partition),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from streams.engine.config import DEFAULT_SENSITIVE
+from streams.engine import DEFAULT_SENSITIVE
 
 __all__ = [
     "StreamParams",

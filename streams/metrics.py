@@ -39,6 +39,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
+from streams.engine.rules import SEVERITIES as _SEVERITIES
+from streams.engine.rules import STATUSES
+from streams.events import RejectionCode
 from streams.events.models import EVENT_TYPES as _EVENT_TYPES
 
 __all__ = [
@@ -66,21 +69,9 @@ MAX_WATCH: Final = 200
 
 EVENT_TYPES: Final = _EVENT_TYPES
 EVENT_OUTCOMES: Final = ("applied", "rejected", "duplicate", "redelivered")
-DEAD_LETTER_REASONS: Final = (
-    "too_large",
-    "invalid_json",
-    "unknown_type",
-    "schema",
-    "same_party",
-    "duplicate",
-    "stale",
-    "future",
-    "unknown_contract",
-    "contract_exists",
-    "contract_mismatch",
-)
-SEVERITIES: Final = ("critical", "high", "warning")
-ALERT_STATUSES: Final = ("firing", "resolved")
+DEAD_LETTER_REASONS: Final = tuple(code.value for code in RejectionCode)
+SEVERITIES: Final = _SEVERITIES
+ALERT_STATUSES: Final = STATUSES
 DELIVERY_OUTCOMES: Final = ("delivered", "failed", "suppressed")
 RECOVERY_STATES: Final = ("starting", "recovering", "running", "stopping")
 

@@ -105,7 +105,7 @@ async def replay(
                 summary.lines += 1
                 event = decode(raw)
                 if isinstance(event, Rejection):
-                    summary.dead_lettered[event.code] += 1
+                    summary.dead_lettered[event.code.value] += 1
                     if on_rejected is not None:
                         on_rejected(number, raw, event)
                     records.append(_dead_letter(names.dead_letter, raw, event, number, extra))

@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from alerts.format import SPEC_RULES, format_money, format_paths, format_percent, summary
 from alerts.receivers.base import Delivery, Scrubber, post, redact_httpx_logs
 from alerts.record import SEVERITIES, AlertRecord
-from streams.engine.config import EngineConfig
+from streams.engine import EngineConfig
 
 __all__ = ["ALERTNAME", "AlertmanagerReceiver", "am_alert"]
 

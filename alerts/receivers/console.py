@@ -22,7 +22,7 @@ from alerts.format import (
 from alerts.receivers.base import Delivery
 from alerts.record import AlertRecord
 from alerts.retry import OK
-from streams.engine.config import EngineConfig
+from streams.engine import EngineConfig
 
 __all__ = ["ConsoleReceiver"]
 

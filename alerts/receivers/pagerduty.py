@@ -27,7 +27,7 @@ from alerts.format import (
 )
 from alerts.receivers.base import Delivery, Scrubber, post, redact_httpx_logs
 from alerts.record import AlertRecord
-from streams.engine.config import EngineConfig
+from streams.engine import EngineConfig
 
 __all__ = ["DEFAULT_URL", "SEVERITY_MAP", "PagerDutyReceiver", "pagerduty_dedup_key", "pd_event"]
 

@@ -35,7 +35,7 @@ from alerts.format import (
 )
 from alerts.receivers.base import Delivery, Scrubber, post, redact_httpx_logs
 from alerts.record import SEVERITIES, AlertRecord
-from streams.engine.config import EngineConfig
+from streams.engine import EngineConfig
 
 __all__ = ["REPEAT_NOTE", "SlackReceiver", "slack_message"]
 

@@ -44,7 +44,7 @@ from alerts.routing import AlertsConfig
 from alerts.setup import build_channels
 from streams.agents.membership import MemberSlot, member_id_of, start_as_member
 from streams.agents.worker import QUIET
-from streams.engine.config import EngineConfig
+from streams.engine import EngineConfig
 from streams.kafka import make_consumer
 from streams.topics import TopicNames, default_topics, ensure_topics
 

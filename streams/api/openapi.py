@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.engine import SEVERITIES
+
 __all__ = ["openapi_document"]
 
 _SLUG = {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,127}$"}
@@ -42,7 +44,7 @@ _FIGURES = {
     "data_classes": _STR_LIST,
     "spend_365d": {"type": "number"},
 }
-_SEVERITY = {"type": "string", "enum": ["critical", "high", "warning"]}
+_SEVERITY = {"type": "string", "enum": list(SEVERITIES)}
 _FIGURES_OPEN = _obj(
     {**_FIGURES, "open": {"type": "boolean"}, "severity": {**_SEVERITY, "nullable": True}}
 )

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from streams.engine.config import SEVERITIES
+from streams.engine import SEVERITIES
 from streams.query import SLUG
 
 __all__ = ["ApiError", "QueryParams"]

@@ -17,24 +17,23 @@ import json
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from streams.engine.rules import SEVERITIES, meets_threshold
+
 __all__ = [
     "DEFAULT_SENSITIVE",
     "DEFAULT_THRESHOLD",
-    "SEVERITIES",
     "ConfigError",
     "EngineConfig",
     "Facts",
     "SeverityRules",
     "load_config",
-    "meets_threshold",
 ]
 
-SEVERITIES = ("critical", "high", "warning")
 DEFAULT_THRESHOLD = 10.0
 # Above this, 10⁴ paths per length stop bounding anything useful (docs/architecture.md).
 MAX_PATH_HOLDINGS_LIMIT = 64
@@ -52,16 +51,6 @@ DEFAULT_RULES: dict[str, tuple[str, ...]] = {
     "critical": ("controlled", "stake>=25 & sensitive"),
     "high": ("stake>=25", "sensitive"),
 }
-
-
-def meets_threshold(stake: float, threshold: float) -> bool:
-    """Whether an effective stake is at or above the conflict threshold: the one place the
-    comparison lives, so the engine, the queries and the receivers' wording never disagree.
-
-    Stakes are products of holdings along paths and carry float noise (58 % of 50 % comes
-    out 28.999999999999996); rounded to nine decimals, a stake that is exactly the threshold
-    on paper counts as at it."""
-    return round(stake, 9) >= threshold
 
 
 class ConfigError(ValueError):
@@ -213,17 +202,11 @@ class EngineConfig:
 
     def fingerprint(self) -> str:
         """A stable digest of every rule setting: a snapshot made under other rules is
-        not restored (its state would answer by the old rules)."""
-        canonical = json.dumps(
-            [
-                self.threshold,
-                sorted(self.sensitive_data_classes),
-                repr(self.severity),
-                self.spend_window_days,
-                self.path_floor,
-                self.max_path_holdings,
-            ]
-        )
+        not restored (its state would answer by the old rules).
+
+        Derived from every field of the dataclass, so a setting added later is covered
+        without anyone remembering to add it here (tests/unit/engine/test_config.py)."""
+        canonical = json.dumps([_canonical(getattr(self, f.name)) for f in fields(self)])
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @classmethod
@@ -268,6 +251,16 @@ class EngineConfig:
             merged = {**DEFAULT_RULES, **doc["severity"]}
             kwargs["severity"] = SeverityRules.parse(merged)
         return cls(**kwargs)
+
+
+def _canonical(value: object) -> object:
+    """A setting as JSON can carry it, the same for equal settings: sets sorted, severity
+    rules by their repr (a tuple of frozen dataclasses), numbers and strings as they are."""
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
 
 
 def _number(value: Any, where: str) -> float:

@@ -17,11 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from streams.engine.config import EngineConfig, meets_threshold
+from streams.engine.config import EngineConfig
 from streams.engine.ownership import Change, Exposure, OwnershipGraph, facts
 from streams.engine.records import AlertRecord, Figures, format_micros
 from streams.engine.relationships import DAY_US, Contract, Relationships
-from streams.events import Event, Rejection, decode
+from streams.engine.rules import judged_stake, meets_threshold, shown_spend, shown_stake
+from streams.events import Event, Rejection, RejectionCode, decode
 from streams.events.fast import Flat, fast_decode, flatten
 
 __all__ = ["Allocation", "Engine", "OpenConflict", "Outcome"]
@@ -150,7 +151,7 @@ class Engine:
             ids = self.seen.by_source.get(source)
             if ids is not None and eid in ids:
                 detail = f"event ({source}, {eid}) already applied"
-                return self._reject(Rejection("duplicate", detail))
+                return self._reject(Rejection(RejectionCode.DUPLICATE, detail))
             if now is not None and t > now + FUTURE_TOLERANCE_US:
                 return self._reject(_future(t, now))
             return self._spend(source, ids, eid, t, data)
@@ -166,7 +167,9 @@ class Engine:
     ) -> Outcome:
         """Apply one event in flat form (streams/events/fast.py)."""
         if (source, eid) in self.seen:
-            return self._reject(Rejection("duplicate", f"event ({source}, {eid}) already applied"))
+            return self._reject(
+                Rejection(RejectionCode.DUPLICATE, f"event ({source}, {eid}) already applied")
+            )
         if now is not None and t > now + FUTURE_TOLERANCE_US:
             return self._reject(_future(t, now))
         if etype == "spend.recorded":
@@ -195,11 +198,11 @@ class Engine:
             contract = rel.contracts.get(cid)
             if contract is None:
                 detail = f"no contract {cid!r} was signed"
-                return self._reject(Rejection("unknown_contract", detail))
+                return self._reject(Rejection(RejectionCode.UNKNOWN_CONTRACT, detail))
             if contract.client != client or contract.vendor != vendor:
                 return self._reject(
                     Rejection(
-                        "contract_mismatch",
+                        RejectionCode.CONTRACT_MISMATCH,
                         f"contract {cid!r} is between {contract.client} and {contract.vendor}",
                     )
                 )
@@ -233,7 +236,7 @@ class Engine:
         return Outcome(records=records) if records else _NOTHING
 
     def _reject(self, rejection: Rejection) -> Outcome:
-        self.stats[f"rejected:{rejection.code}"] += 1
+        self.stats[f"rejected:{rejection.code.value}"] += 1
         return Outcome(rejection=rejection)
 
     def _check(self, etype: str, data: tuple, t: int) -> Rejection | None:
@@ -241,16 +244,16 @@ class Engine:
             owner, asset = data[0], data[1]
             last = self.graph.last_time(owner, asset)
             if last is not None and t < last:
-                return Rejection("stale", f"{owner}->{asset} has a newer event applied")
+                return Rejection(RejectionCode.STALE, f"{owner}->{asset} has a newer event applied")
             return None
         if etype == "contract.signed":
             if data[0] in self.rel.contracts:
-                return Rejection("contract_exists", f"contract {data[0]!r} exists")
+                return Rejection(RejectionCode.CONTRACT_EXISTS, f"contract {data[0]!r} exists")
             return None
         if etype in ("contract.amended", "contract.terminated"):
             cid = data[0]
             if cid not in self.rel.contracts:
-                return Rejection("unknown_contract", f"no contract {cid!r} was signed")
+                return Rejection(RejectionCode.UNKNOWN_CONTRACT, f"no contract {cid!r} was signed")
         return None
 
     # -- handlers (state changes; each marks what it may have changed) --------------------
@@ -479,7 +482,7 @@ class Engine:
         if vendor in (client, rival) or rival not in self.rivals.get(client, ()):
             return None
         exposure = self._exposure(rival)
-        stake = round(exposure.stakes.get(vendor, 0.0), 9)
+        stake = judged_stake(exposure.stakes.get(vendor, 0.0))
         threshold = self.config.threshold
         if not meets_threshold(stake, threshold):
             return None
@@ -523,11 +526,11 @@ class Engine:
             contracts = () if now is None else self.rel.active_contracts(client, vendor, now)
         contracts = tuple(contracts)
         shown = sorted(
-            ((round(s, 6), p) for s, p in exposure.paths.get(vendor, ())),
+            ((shown_stake(s), p) for s, p in exposure.paths.get(vendor, ())),
             key=lambda sp: (-sp[0], sp[1]),
         )
         return Figures(
-            stake=round(exposure.stake(vendor), 6),
+            stake=shown_stake(exposure.stake(vendor)),
             controlled=vendor in exposure.controlled,
             pending=not self.config.meets_threshold(exposure.held_stake(vendor)),
             paths=tuple((p, s) for s, p in shown),
@@ -540,7 +543,7 @@ class Engine:
         """The pair's spend_365d at the watermark, rounded as alert records print it (alone:
         spend moves without a transition, and the worker refreshes it for the dashboards)."""
         now = self.watermark
-        return 0.0 if now is None else round(self.rel.spend_365d(client, vendor, now), 2)
+        return 0.0 if now is None else shown_spend(self.rel.spend_365d(client, vendor, now))
 
     @property
     def today(self) -> int | None:
@@ -622,7 +625,9 @@ _FROM_CONFIG = ("config",)  # set by __init__ from the config: not state
 
 def _future(t: int, now: int) -> Rejection:
     ahead = (t - now) / DAY_US
-    return Rejection("future", f"time is {ahead:.1f} days after the clock when read (limit 1 day)")
+    return Rejection(
+        RejectionCode.FUTURE, f"time is {ahead:.1f} days after the clock when read (limit 1 day)"
+    )
 
 
 _HANDLERS = {

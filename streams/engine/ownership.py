@@ -30,7 +30,7 @@ from itertools import pairwise
 from operator import itemgetter
 from typing import NamedTuple
 
-from streams.engine.config import meets_threshold
+from streams.engine.rules import judged_stake, meets_threshold
 
 __all__ = ["Change", "Exposure", "Holding", "OwnershipGraph", "Path", "counted"]
 
@@ -147,9 +147,9 @@ def _stakes(paths: dict[str, list[tuple[float, Path]]]) -> dict[str, float]:
 def facts(exposure: Exposure, target: str) -> tuple[float, bool, float]:
     """What a conflict's existence and severity read from one exposure."""
     return (
-        round(exposure.stake(target), 9),
+        judged_stake(exposure.stake(target)),
         target in exposure.controlled,
-        round(exposure.held_stake(target), 9),
+        judged_stake(exposure.held_stake(target)),
     )
 
 

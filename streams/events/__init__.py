@@ -1,6 +1,6 @@
 """Event schemas (SPEC §1) and the bytes → event boundary."""
 
-from streams.events.decode import MAX_RECORD_BYTES, Rejection, decode, event_adapter
+from streams.events.decode import MAX_RECORD_BYTES, decode, event_adapter
 from streams.events.models import (
     EVENT_TYPES,
     ContractAmended,
@@ -13,6 +13,7 @@ from streams.events.models import (
     RivalryWithdrawn,
     SpendRecorded,
 )
+from streams.events.rejection import Rejection, RejectionCode
 
 __all__ = [
     "EVENT_TYPES",
@@ -24,6 +25,7 @@ __all__ = [
     "Event",
     "OwnershipStake",
     "Rejection",
+    "RejectionCode",
     "RivalryDeclared",
     "RivalryWithdrawn",
     "SpendRecorded",

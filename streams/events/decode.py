@@ -3,41 +3,32 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from streams.events.models import EVENT_TYPES, Event
+from streams.events.rejection import Rejection, RejectionCode
 
-__all__ = ["MAX_RECORD_BYTES", "Rejection", "decode", "event_adapter"]
+__all__ = ["MAX_RECORD_BYTES", "Rejection", "RejectionCode", "decode", "event_adapter"]
 
 MAX_RECORD_BYTES = 64 * 1024
 
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why an event was not applied: a bounded `code` (metric label) and a one-line `detail`."""
-
-    code: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.detail}"
-
-
 def decode(raw: bytes) -> Event | Rejection:
     """Parse and validate one record; never raises for any input bytes."""
     if len(raw) > MAX_RECORD_BYTES:
-        return Rejection("too_large", f"record is {len(raw)} bytes, limit {MAX_RECORD_BYTES}")
+        return Rejection(
+            RejectionCode.TOO_LARGE, f"record is {len(raw)} bytes, limit {MAX_RECORD_BYTES}"
+        )
     try:
         event = event_adapter.validate_json(raw)
     except ValidationError as exc:
         return _diagnose(raw, exc)
     except (ValueError, RecursionError) as exc:  # pragma: no cover - defensive
-        return Rejection("invalid_json", _one_line(str(exc)))
+        return Rejection(RejectionCode.INVALID_JSON, _one_line(str(exc)))
     return _same_party(event) or _time_range(event) or event
 
 
@@ -53,7 +44,9 @@ def _time_range(event: Event) -> Rejection | None:
     except (OverflowError, ValueError):
         utc = None
     if utc is None or not _EARLIEST <= utc < _LATEST:
-        return Rejection("schema", f"time {event.time.isoformat()} is outside 1900..2200 UTC")
+        return Rejection(
+            RejectionCode.SCHEMA, f"time {event.time.isoformat()} is outside 1900..2200 UTC"
+        )
     return None
 
 
@@ -73,7 +66,7 @@ def _same_party(event: Event) -> Rejection | None:
     left, right = fields
     a = getattr(event.data, left)
     if a == getattr(event.data, right):
-        return Rejection("same_party", f"{left} and {right} are both {a!r}")
+        return Rejection(RejectionCode.SAME_PARTY, f"{left} and {right} are both {a!r}")
     return None
 
 
@@ -82,17 +75,19 @@ def _diagnose(raw: bytes, exc: ValidationError) -> Rejection:
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as err:
-        return Rejection("invalid_json", _one_line(str(err)))
+        return Rejection(RejectionCode.INVALID_JSON, _one_line(str(err)))
     if not isinstance(obj, dict):
-        return Rejection("invalid_json", f"expected a JSON object, got {type(obj).__name__}")
+        return Rejection(
+            RejectionCode.INVALID_JSON, f"expected a JSON object, got {type(obj).__name__}"
+        )
     etype = obj.get("type")
     if isinstance(etype, str) and etype not in EVENT_TYPES:
-        return Rejection("unknown_type", f"unknown type {_clip(etype)!r}")
+        return Rejection(RejectionCode.UNKNOWN_TYPE, f"unknown type {_clip(etype)!r}")
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     loc = ".".join(str(p) for p in first["loc"] if not _is_tag(p)) or "event"
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return Rejection("schema", _one_line(f"{loc}: {first['msg']}{more}"))
+    return Rejection(RejectionCode.SCHEMA, _one_line(f"{loc}: {first['msg']}{more}"))
 
 
 def _is_tag(part: object) -> bool:

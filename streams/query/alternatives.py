@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.engine import Engine
-from streams.engine.config import meets_threshold
+from streams.engine import Engine, meets_threshold, shown_stake
 from streams.query.common import Exposures, NotFound, names, require_client, watermark
 from streams.query.scope import EVERYTHING, Scope
 
@@ -41,7 +40,7 @@ def alternatives(
                 stakes.append(
                     {
                         "rival": rival,
-                        "stake": round(stake, 6),
+                        "stake": shown_stake(stake),
                         "controlled": vendor in exposure.controlled,
                         "at_or_above_threshold": meets_threshold(stake, threshold),
                     }

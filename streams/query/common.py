@@ -18,7 +18,6 @@ from streams.engine.records import format_micros
 from streams.query.scope import EVERYTHING, Scope
 
 __all__ = [
-    "SEVERITY_RANK",
     "SLUG",
     "Exposures",
     "NotFound",
@@ -32,7 +31,6 @@ __all__ = [
 ]
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
-SEVERITY_RANK = {"critical": 0, "high": 1, "warning": 2}
 
 
 class NotFound(LookupError):

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streams.engine import AlertRecord, Engine
-from streams.engine.config import meets_threshold
+from streams.engine import SEVERITY_RANK, AlertRecord, Engine, meets_threshold, shown_stake
 from streams.query.common import (
-    SEVERITY_RANK,
     Exposures,
     conflict_figures,
     names,
@@ -109,7 +107,7 @@ def client_exposure(engine: Engine, client: str, scope: Scope = EVERYTHING) -> d
                     "rival": rival,
                     "sector": rivals[rival],
                     "stake": figures["stake"],
-                    "held_stake": round(exposure.held_stake(vendor), 6),
+                    "held_stake": shown_stake(exposure.held_stake(vendor)),
                     "controlled": figures["controlled"],
                     "pending": figures["pending"],
                     "at_or_above_threshold": meets_threshold(stake, threshold),
@@ -127,7 +125,7 @@ def client_exposure(engine: Engine, client: str, scope: Scope = EVERYTHING) -> d
                 "categories": sorted({c.category for c in contracts}),
                 "data_classes": classes,
                 "sensitive_data_classes": [dc for dc in classes if dc in sensitive],
-                "spend_365d": round(0.0 if now is None else rel.spend_365d(client, vendor, now), 2),
+                "spend_365d": engine.spend_365d(client, vendor),
                 "rivals": reach,
             }
         )

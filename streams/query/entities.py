@@ -12,7 +12,7 @@ import math
 from itertools import pairwise
 from typing import Any
 
-from streams.engine import Engine
+from streams.engine import Engine, shown_stake
 from streams.engine.ownership import OwnershipGraph
 from streams.query.common import names, require, watermark
 from streams.query.scope import EVERYTHING, Scope
@@ -31,7 +31,7 @@ def _direct(graph: OwnershipGraph, owner: str, asset: str) -> dict[str, Any] | N
     counted = graph.counted_in(asset).get(owner, 0.0)
     return {
         "percent": h.effective,
-        "counted": round(counted, 6),
+        "counted": shown_stake(counted),
         "held": h.held,
         "pending": h.pending,
     }
@@ -41,8 +41,8 @@ def _allocation(graph: OwnershipGraph, asset: str) -> dict[str, Any]:
     """What the holdings in `asset` claim in all, and whether they count pro rata."""
     claimed, claimed_held = graph.claimed(asset), graph.claimed(asset, held=True)
     return {
-        "claimed": round(claimed, 6),
-        "claimed_held": round(claimed_held, 6),
+        "claimed": shown_stake(claimed),
+        "claimed_held": shown_stake(claimed_held),
         "overallocated": claimed > 100 or claimed_held > 100,
     }
 
@@ -56,7 +56,7 @@ def _path_pending(graph: OwnershipGraph, path: Path) -> bool:
 
 
 def _shown(paths: list[tuple[float, Path]], graph: OwnershipGraph) -> list[dict[str, Any]]:
-    rows = sorted(((round(s, 6), p) for s, p in paths), key=lambda sp: (-sp[0], sp[1]))
+    rows = sorted(((shown_stake(s), p) for s, p in paths), key=lambda sp: (-sp[0], sp[1]))
     return [{"path": list(p), "stake": s, "pending": _path_pending(graph, p)} for s, p in rows]
 
 
@@ -71,7 +71,7 @@ def owners(engine: Engine, entity: str, scope: Scope = EVERYTHING) -> dict[str, 
         rows.append(
             {
                 "owner": owner,
-                "stake": round(stake, 6),
+                "stake": shown_stake(stake),
                 "controls": entity in graph.controlled_by(owner),
                 "direct": _direct(graph, owner, entity),
                 "paths": _shown(paths, graph),
@@ -101,8 +101,8 @@ def holdings(engine: Engine, entity: str, scope: Scope = EVERYTHING) -> dict[str
         rows.append(
             {
                 "asset": asset,
-                "stake": round(exposure.stake(asset), 6),
-                "held_stake": round(exposure.held_stake(asset), 6),
+                "stake": shown_stake(exposure.stake(asset)),
+                "held_stake": shown_stake(exposure.held_stake(asset)),
                 "controlled": asset in exposure.controlled,
                 "direct": _direct(graph, entity, asset),
                 "paths": _shown(paths, graph),

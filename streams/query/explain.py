@@ -12,10 +12,11 @@ import math
 from itertools import pairwise
 from typing import Any
 
-from streams.engine import Engine
+from streams.engine import Engine, shown_stake
 from streams.engine.config import Facts, SeverityRules
 from streams.engine.provenance import Evidence, Provenance
 from streams.engine.relationships import DAY_US
+from streams.engine.rules import judged_stake
 from streams.query.common import (
     Exposures,
     conflict_figures,
@@ -83,8 +84,8 @@ def _holding(engine: Engine, provenance: Provenance | None, owner: str, asset: s
         "owner": owner,
         "asset": asset,
         "percent": None if h is None else h.effective,
-        "counted": round(graph.counted_in(asset).get(owner, 0.0), 6),
-        "asset_claimed": round(claimed, 6),
+        "counted": shown_stake(graph.counted_in(asset).get(owner, 0.0)),
+        "asset_claimed": shown_stake(claimed),
         "overallocated": claimed > 100,
         "held": None if h is None else h.held,
         "pending": None if h is None else h.pending,
@@ -117,7 +118,7 @@ def _control(engine: Engine, rival: str, vendor: str, controlled: frozenset[str]
     graph = engine.graph
     claimed = graph.in_eff.get(vendor, {})
     holders = [
-        {"holder": owner, "percent": claimed[owner], "counted": round(pct, 6)}
+        {"holder": owner, "percent": claimed[owner], "counted": shown_stake(pct)}
         for owner, pct in sorted(graph.counted_in(vendor).items())
         if owner in controlled
     ]
@@ -126,8 +127,8 @@ def _control(engine: Engine, rival: str, vendor: str, controlled: frozenset[str]
         "rule": "the rival and the entities it controls hold more than 50 % of the vendor "
         "(counted values: pro rata where the vendor's holdings claim more than 100 %)",
         "holders": holders,
-        "total": round(math.fsum(h["counted"] for h in holders), 6),
-        "vendor_claimed": round(graph.claimed(vendor), 6),
+        "total": shown_stake(math.fsum(h["counted"] for h in holders)),
+        "vendor_claimed": shown_stake(graph.claimed(vendor)),
     }
 
 
@@ -166,7 +167,7 @@ def explain(
         how = "an active contract" if active else "no active contract"
     else:
         how = "spend in the trailing window" if active else "no contract and no recent spend"
-    stake = round(exposure.stake(vendor), 9)
+    stake = judged_stake(exposure.stake(vendor))
     paths = _paths(engine, provenance, figures["paths"])
     stake_evidence = list(
         {
@@ -227,7 +228,7 @@ def explain(
         "conditions": conditions,
         "stake": {
             "stake": figures["stake"],
-            "held_stake": round(exposure.held_stake(vendor), 6),
+            "held_stake": shown_stake(exposure.held_stake(vendor)),
             "pending": figures["pending"],
             "rule": "sum over simple paths of at most "
             f"{config.max_path_holdings} holdings of the product of the holdings' counted "

@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 
-from streams.engine import Engine, EngineConfig
+from streams.engine import SEVERITY_RANK, Engine, EngineConfig
 from streams.events import ContractSigned, Rejection, SpendRecorded, decode
-from streams.query.common import SEVERITY_RANK, Exposures, conflict_figures, watermark
+from streams.query.common import Exposures, conflict_figures, watermark
 from streams.query.scope import EVERYTHING, Scope
 
 __all__ = ["MAX_EVENTS", "BadHypothesis", "what_if", "what_if_snapshot"]
