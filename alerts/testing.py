@@ -102,6 +102,7 @@ class RecordingMetrics:
     retries: Counter[str] = field(default_factory=Counter)
     depths: dict[str, list[int]] = field(default_factory=dict)
     backpressured: list[int] = field(default_factory=list)
+    held_back: asyncio.Event = field(default_factory=asyncio.Event)  # set on backpressure
 
     def delivery(self, receiver: str, outcome: str) -> None:
         self.deliveries[(receiver, outcome)] += 1
@@ -114,6 +115,7 @@ class RecordingMetrics:
 
     def backpressure(self, pending: int) -> None:
         self.backpressured.append(pending)
+        self.held_back.set()
 
 
 @dataclass(frozen=True)

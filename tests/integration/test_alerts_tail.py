@@ -99,7 +99,10 @@ async def test_follow_runs_until_cancelled(
     await _produce(broker.bootstrap, alerts_topic.alerts, [_alert(1)])
     await asyncio.wait_for(out.written.wait(), 5)
     assert out.getvalue() == _alert(1) + b"\n"
-    await asyncio.sleep(0.3)
+    out.written.clear()  # still following: a later record is written too
+    await _produce(broker.bootstrap, alerts_topic.alerts, [_alert(2)])
+    await asyncio.wait_for(out.written.wait(), 5)
+    assert out.getvalue() == _alert(1) + b"\n" + _alert(2) + b"\n"
     assert not tail.done()
     tail.cancel()
     with pytest.raises(asyncio.CancelledError):

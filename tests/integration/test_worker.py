@@ -229,7 +229,11 @@ async def test_malformed_records_on_every_input_topic_are_dead_lettered(
     async with running_worker(broker.bootstrap, names) as worker:
         await asyncio.wait_for(worker.ready.wait(), 30)
         await wait_for(lambda: worker.counts["rejected"] == 16, 20, "every record rejected")
-        await asyncio.sleep(0.2)
+
+        async def all_dead_lettered() -> bool:
+            return len(await read_topic(broker.bootstrap, names.dead_letter)) == 16
+
+        await wait_for(all_dead_lettered, 20, "16 records on the dead-letter topic")
     dead = [
         read_dead_letter(r.value, r.headers)
         for r in await read_topic(broker.bootstrap, names.dead_letter)

@@ -317,7 +317,7 @@ async def test_submit_waits_when_the_queue_is_full_and_drops_nothing(
         await d.submit(records[0])
         await d.submit(records[1])
         third = asyncio.create_task(d.submit(records[2]))
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(metrics.held_back.wait(), 5)  # the third submit is held back
         assert not third.done() and metrics.backpressured == [2]
         gate.set()
         await third
