@@ -6,7 +6,7 @@ Alertmanager and the console — at least once, in order per conflict, never twi
 - ``alerts.retry``: ``classify(status, headers)`` and the retry loop;
 - ``alerts.routing``: the TOML routing file and the ``STAKEWATCH_*`` settings;
 - ``alerts.notification_log``: what each receiver was told (``NotificationLog``);
-- ``alerts.kafka_log``: the notification log on a Kafka topic (production);
+- ``streams.agents.notification_log``: the notification log on a Kafka topic (production);
 - ``alerts.dispatcher``: the pipeline the worker drives (``Dispatcher.submit(record, ack)``);
 - ``alerts.setup``: ``build_dispatcher(client, notification_log)`` from the environment;
 - ``alerts.testing``: fake clock, metrics recorder and fake Slack/PagerDuty servers.

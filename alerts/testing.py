@@ -15,6 +15,7 @@ import asyncio
 import heapq
 import inspect
 import itertools
+import socket
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,8 +23,6 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-
-from streams.broker import free_port
 
 __all__ = [
     "PD_INVALID",
@@ -40,6 +39,13 @@ __all__ = [
     "RecordingMetrics",
     "free_port",
 ]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the kernel picks it); racy by nature, fine on loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 class FakeClock:

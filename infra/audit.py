@@ -2,9 +2,9 @@
 
 Auditing the whole environment would fail CI for tools a developer happens to have, and
 resolving pyproject.toml afresh would audit versions nobody runs. So this walks the
-installed dependency closure of pyproject.toml's dependencies and ``test`` extra (read from
-the file, so stale installed metadata cannot hide a new one; markers evaluated), pins it,
-and hands pip-audit that list with ``--no-deps --disable-pip``.
+installed dependency closure of pyproject.toml's dependencies and the ``test`` and
+``bench`` extras (read from the file, so stale installed metadata cannot hide a new one;
+markers evaluated), pins it, and hands pip-audit that list with ``--no-deps --disable-pip``.
 
 Exit status: 1 when a known vulnerability is found (minus ``IGNORED``, each with its
 reason). When the vulnerability service cannot be reached, no package gets audited and
@@ -27,7 +27,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
-EXTRAS = ("test",)
+EXTRAS = ("test", "bench")  # make installs both: the bench extra carries faust-streaming
 # Vulnerabilities accepted knowingly: {"ID": "why it does not affect Stakewatch"}.
 IGNORED: dict[str, str] = {}
 

@@ -24,14 +24,14 @@ from alerts.receivers.console import ConsoleReceiver
 from alerts.record import AlertRecord as DeliveredRecord
 from streams.agents.snapshot_key import SnapshotKey, snapshot_key
 from streams.agents.worker import Worker, WorkerOptions
-from streams.connect import broker_session
-from streams.deadletter import dead_letter_headers
 from streams.events import Rejection, decode
-from streams.kafka import make_consumer, make_producer
-from streams.replay import event_time_ms
+from streams.kafka.clients import make_consumer, make_producer
+from streams.kafka.connect import broker_session
+from streams.kafka.headers import dead_letter_headers
+from streams.kafka.replay import event_time_ms
+from streams.kafka.topics import TopicNames, route
 from streams.settings import load_settings
 from streams.signals import on_signals
-from streams.topics import TopicNames, route
 
 __all__ = ["SEED_SCENARIO", "run_demo"]
 

@@ -27,8 +27,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams.broker import parse_broker_url
-from streams.running import user_state_dir
+from streams.kafka.broker import parse_broker_url
+from streams.kafka.running import user_state_dir
 
 if TYPE_CHECKING:
     from streams.api.auth import Access

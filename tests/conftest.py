@@ -1,7 +1,7 @@
 """Every test gets its own per-user state directory (``XDG_STATE_HOME``).
 
 The default data dir and the list of running brokers and workers live there
-(``streams.running``); a test must neither read the person's real ones nor see another
+(``streams.kafka.running``); a test must neither read the person's real ones nor see another
 test's processes, and subprocesses inherit the variable. Session-scoped fixtures, set up
 before any test's own directory, get one for the session.
 """

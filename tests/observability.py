@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import yaml
 
-from streams.broker import free_port
+from streams.kafka.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "infra" / "prometheus"

@@ -38,18 +38,18 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from alerts.dispatcher import Channel, Dispatcher, OffsetTracker
-from alerts.kafka_log import KafkaNotificationLog
 from alerts.record import AlertRecord
 from alerts.routing import AlertsConfig
 from alerts.setup import build_channels
 from streams.agents.membership import MemberSlot, member_id_of, start_as_member
-from streams.agents.worker import QUIET
+from streams.agents.notification_log import KafkaNotificationLog
 from streams.engine import EngineConfig
-from streams.kafka import make_consumer
-from streams.topics import TopicNames, default_topics, ensure_topics
+from streams.kafka.clients import make_consumer
+from streams.kafka.headers import QUIET
+from streams.kafka.topics import TopicNames, default_topics, ensure_topics
 
 if TYPE_CHECKING:
-    from streams.archive import Archive
+    from streams.kafka.archive import Archive
     from streams.metrics import Metrics
 
 __all__ = ["DeliveryAgent", "DeliveryOptions", "MetricsAdapter", "is_quiet"]

@@ -21,7 +21,7 @@ from aiokafka import ConsumerRebalanceListener
 from aiokafka.partitioner import murmur2
 
 from streams.agents.membership import member_id_of, start_as_member
-from streams.kafka import make_consumer
+from streams.kafka.clients import make_consumer
 
 __all__ = ["LeaseKeeper", "lease_of"]
 

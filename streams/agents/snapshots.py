@@ -33,7 +33,8 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.agents.snapshot_key import SnapshotKey
-from streams.kafka import make_consumer
+from streams.kafka.clients import make_consumer
+from streams.kafka.partitions import read_range, true_ends
 
 __all__ = [
     "CHUNK_BYTES",
@@ -42,7 +43,6 @@ __all__ = [
     "SnapshotStore",
     "choose_marker",
     "made_in_child",
-    "read_to_end",
     "usable_marker",
 ]
 
@@ -316,7 +316,7 @@ class SnapshotStore:
         await consumer.start()
         try:
             consumer.assign([tp])
-            end = await _highwater(consumer, tp)
+            (end,) = (await true_ends(consumer, [tp])).values()
             start = end
             while True:
                 start = max(0, end - window)
@@ -387,40 +387,3 @@ def _consumer(
         max_partition_fetch_bytes=fetch_bytes,
         auto_offset_reset="earliest",
     )
-
-
-async def _highwater(consumer: AIOKafkaConsumer, tp: TopicPartition, wait: float = 10) -> int:
-    """The true end of a partition, from a fetch response (ListOffsets is short on Tansu)."""
-    (end,) = (await consumer.end_offsets([tp])).values()
-    consumer.seek(tp, max(end - 1, 0))
-    deadline = time.monotonic() + wait
-    while consumer.highwater(tp) is None:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no fetch response for {tp.topic}[{tp.partition}]")
-        await consumer.getmany(tp, timeout_ms=100)
-    return consumer.highwater(tp)
-
-
-async def read_to_end(consumer: AIOKafkaConsumer, tp: TopicPartition, start: int = 0) -> list:
-    """Every record of a partition from ``start`` to its end as of now."""
-    return await read_range(consumer, tp, start, await _highwater(consumer, tp))
-
-
-async def read_range(consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int) -> list:
-    """Records with ``start <= offset < end`` (end must be a real high watermark)."""
-    out = []
-    if start >= end:
-        return out
-    consumer.seek(tp, start)
-    deadline = time.monotonic() + 30
-    while True:
-        batch = await consumer.getmany(tp, timeout_ms=200)
-        for record in batch.get(tp, ()):
-            if record.offset >= end:
-                return out
-            out.append(record)
-        if out and out[-1].offset >= end - 1:
-            return out
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"reading {tp.topic}[{tp.partition}] {start}..{end} timed out")
-        await asyncio.sleep(0)

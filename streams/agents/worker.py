@@ -50,18 +50,18 @@ from streams.agents.snapshots import (
     SnapshotStore,
     choose_marker,
     made_in_child,
-    read_to_end,
 )
-from streams.deadletter import dead_letter_headers
 from streams.engine import AlertRecord, Engine, EngineConfig
 from streams.engine.engine import Allocation
 from streams.engine.provenance import Provenance
 from streams.engine.records import format_time
 from streams.events import Rejection, decode
 from streams.events.fast import fast_decode, flatten
-from streams.kafka import make_consumer, make_producer
+from streams.kafka.clients import make_consumer, make_producer
+from streams.kafka.headers import alert_headers, dead_letter_headers
+from streams.kafka.partitions import read_to_end
+from streams.kafka.topics import TopicNames, default_topics, ensure_topics
 from streams.metrics import Metrics
-from streams.topics import TopicNames, default_topics, ensure_topics
 
 __all__ = ["Worker", "WorkerOptions", "tune_gc"]
 
@@ -810,24 +810,6 @@ class Worker:
     def _set_state(self, state: str) -> None:
         if self.metrics is not None:
             self.metrics.set_recovery_state(state)
-
-
-QUIET = ("stakewatch-deliver", b"no")
-"""Input header set by ``stakewatch replay --no-deliver``; copied onto the alert records it
-causes, so the delivery side records them as told without paging anyone."""
-
-
-def alert_headers(cause: Any) -> list[tuple[str, bytes]]:
-    """Where an alert record came from (for logs and tracing), plus the quiet flag."""
-    headers = [
-        ("source_topic", cause.topic.encode()),
-        ("source_partition", str(cause.partition).encode()),
-        ("source_offset", str(cause.offset).encode()),
-        ("source_timestamp", str(cause.timestamp).encode()),
-    ]
-    if QUIET in cause.headers:
-        headers.append(QUIET)
-    return headers
 
 
 def tune_gc() -> None:

@@ -1,9 +1,9 @@
 """The chaos campaign at CI size (issue 8): worker kill -9 (one worker, and one of two),
 the broker frozen and restarted, receivers failing then slow. Each test runs one scenario
-of ``streams.chaos`` on a private broker and asserts every invariant held; the same code
+of ``streams.bench.chaos`` on a private broker and asserts every invariant held; the same code
 runs at full size with ``stakewatch chaos --report docs/reliability.md``.
 
-CI sizes (``streams.chaos.CI``): 20,031 events instead of 100,151; 5 kills as at full size;
+CI sizes (``streams.bench.chaos.CI``): 20,031 events instead of 100,151; 5 kills as at full size;
 an 8 s broker pause instead of 30 s; receivers 500 for 6 s, 429 for 4 s, 1 s answers for 4 s
 instead of 120/60/60 s with 5 s answers; retries 0.2 s doubling to 1 s instead of 1 → 60 s;
 a delivery queue limit of 100 instead of 1000 (so that it bites on 283 alert records);
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.chaos import CI, Result, run
+from streams.bench.chaos import CI, Result, run
 
 pytestmark = pytest.mark.integration
 

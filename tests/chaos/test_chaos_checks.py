@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from alerts.receivers.slack import REPEAT_NOTE
-from streams.chaos import (
+from streams.bench.chaos import (
     BEGIN,
     CI,
     END,
@@ -131,6 +131,6 @@ def test_receiver_trouble_goes_500_then_429_then_slow(
     assert trouble.phase() == "normal"
     trouble.begin()
     assert trouble.start is not None
-    monkeypatch.setattr("streams.chaos.time.monotonic", lambda: trouble.start + elapsed)
+    monkeypatch.setattr("streams.bench.chaos.time.monotonic", lambda: trouble.start + elapsed)
     assert trouble.phase() == phase
     assert REPEAT_NOTE  # the marker the Slack check looks for exists

@@ -13,9 +13,9 @@ import pytest
 from aiokafka.errors import RequestTimedOutError
 
 from streams.agents.worker import Worker, WorkerOptions
-from streams.broker import EmbeddedBroker
-from streams.chaos import Feed, chaos_stream, wait_for
-from streams.topics import TopicNames
+from streams.bench.chaos import Feed, chaos_stream, wait_for
+from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.topics import TopicNames
 from tests.integration.workers import SNAPSHOT_KEY
 
 pytestmark = pytest.mark.integration

@@ -22,9 +22,9 @@ from typing import Any
 import orjson
 from hypothesis import strategies as st
 
-from streams.deadletter import dead_letter_headers
 from streams.engine import Engine
 from streams.events import MAX_RECORD_BYTES, Rejection, decode
+from streams.kafka.headers import dead_letter_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 DECISIONS = ROOT / "docs" / "decisions.md"

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from streams.broker import free_port
+from streams.kafka.broker import free_port
 from tests.integration.workers import wait_for
 
 __all__ = ["Chromium", "chromium_path"]

@@ -12,10 +12,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from typer.testing import CliRunner
 
-from streams.alerts_tail import tail_alerts
-from streams.broker import EmbeddedBroker
 from streams.cli import app
-from streams.topics import TopicNames, default_topics, ensure_topics
+from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.tail import tail_alerts
+from streams.kafka.topics import TopicNames, default_topics, ensure_topics
 
 pytestmark = pytest.mark.integration
 

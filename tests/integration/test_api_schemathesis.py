@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from streams.api import MAX_BODY, build_api
-from streams.broker import free_port
+from streams.kafka.broker import free_port
 from streams.query import load_lines
 
 pytestmark = pytest.mark.integration

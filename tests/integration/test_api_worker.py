@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from streams.topics import TopicNames
+from streams.kafka.topics import TopicNames
 from tests.integration.webapp import serving
 from tests.integration.workers import (
     WorkerProcess,

@@ -11,8 +11,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.broker import BrokerError, EmbeddedBroker
-from streams.topics import TopicMismatchError, TopicSpec, default_topics, ensure_topics
+from streams.kafka.broker import BrokerError, EmbeddedBroker
+from streams.kafka.topics import TopicMismatchError, TopicSpec, default_topics, ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -26,10 +26,10 @@ from alerts.receivers.slack import REPEAT_NOTE
 from alerts.routing import load_config
 from alerts.testing import PD_INVALID, PD_SERVER_ERROR, Answer, FakeApi, Received
 from streams.agents.delivery import DeliveryAgent, DeliveryOptions
-from streams.agents.worker import QUIET
-from streams.broker import EmbeddedBroker
+from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.headers import QUIET
+from streams.kafka.topics import TopicNames, TopicSpec, ensure_topics
 from streams.metrics import Metrics
-from streams.topics import TopicNames, TopicSpec, ensure_topics
 from tests.integration.workers import (
     WorkerProcess,
     alert_docs,

@@ -14,7 +14,7 @@ from standardwebhooks import Webhook
 from alerts.routing import load_config
 from alerts.testing import FakeApi
 from streams.agents.delivery import DeliveryAgent, DeliveryOptions
-from streams.topics import TopicNames
+from streams.kafka.topics import TopicNames
 from tests.integration.workers import publish, running_worker, wait_for
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from streams.demo import run_demo
-from streams.running import user_state_dir
+from streams.kafka.running import user_state_dir
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.broker import free_port
-from streams.connect import BROKER_FILE, broker_session
-from streams.replay import replay
+from streams.kafka.broker import free_port
+from streams.kafka.connect import BROKER_FILE, broker_session
+from streams.kafka.replay import replay
+from streams.kafka.topics import TopicNames
 from streams.settings import Settings, load_settings
-from streams.topics import TopicNames
 from tests.integration.kafka_read import read_topic
 
 pytestmark = pytest.mark.integration

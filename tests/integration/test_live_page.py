@@ -16,7 +16,7 @@ import pytest
 
 from streams.api.auth import Access
 from streams.api.tokens import parse_tokens
-from streams.topics import TopicNames
+from streams.kafka.topics import TopicNames
 from tests.integration.browser import Chromium, chromium_path
 from tests.integration.webapp import serving
 from tests.integration.workers import publish, running_worker, wait_for

@@ -14,7 +14,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.agents.leases import LeaseKeeper
-from streams.broker import EmbeddedBroker
+from streams.kafka.broker import EmbeddedBroker
 from tests.integration.workers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

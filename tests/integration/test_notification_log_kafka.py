@@ -21,12 +21,12 @@ from test_alerts_notification_log import (
     test_store_keeps_values_per_receiver_and_key,
 )
 
-from alerts.kafka_log import KafkaNotificationLog, encode_value
 from alerts.notification_log import SENDING, NotificationLog, updated
-from streams.archive import Archive
-from streams.broker import EmbeddedBroker
-from streams.connect import refill
-from streams.topics import TopicNames, default_topics, ensure_topics
+from streams.agents.notification_log import KafkaNotificationLog, encode_value
+from streams.kafka.archive import Archive
+from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.connect import refill
+from streams.kafka.topics import TopicNames, default_topics, ensure_topics
 
 pytestmark = pytest.mark.integration
 

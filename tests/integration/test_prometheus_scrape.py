@@ -26,11 +26,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.broker import EmbeddedBroker
 from streams.engine import Engine
 from streams.events import Rejection, decode
+from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.topics import TopicNames, route
 from streams.metrics import SEVERITIES, Metrics, sample_names_of
-from streams.topics import TopicNames, route
 from tests.integration.workers import WorkerProcess, open_from_alerts, publish
 from tests.observability import (
     PROMETHEUS_BUILTINS,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker
 from streams.engine import EngineConfig
-from streams.rebuild import request_rebuild
-from streams.topics import TopicNames
+from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.rebuild import request_rebuild
+from streams.kafka.topics import TopicNames
 from tests.integration.workers import (
     SNAPSHOT_KEY,
     alert_docs,

@@ -17,8 +17,8 @@ import pytest
 
 from alerts.receivers.pagerduty import SEVERITY_MAP
 from alerts.testing import FakeApi
-from streams.broker import EmbeddedBroker
-from streams.topics import TopicNames
+from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.topics import TopicNames
 from tests.integration.workers import WorkerProcess, alert_docs, publish, wait_for
 
 pytestmark = pytest.mark.integration

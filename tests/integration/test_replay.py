@@ -11,13 +11,13 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from typer.testing import CliRunner
 
-from streams.broker import EmbeddedBroker
 from streams.cli import app
-from streams.connect import broker_session
 from streams.events import Rejection, decode
-from streams.replay import event_time_ms, replay
+from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.connect import broker_session
+from streams.kafka.replay import event_time_ms, replay
+from streams.kafka.topics import TopicNames, default_topics, ensure_topics, route
 from streams.settings import load_settings
-from streams.topics import TopicNames, default_topics, ensure_topics, route
 from tests.integration.kafka_read import read_topic
 
 pytestmark = pytest.mark.integration

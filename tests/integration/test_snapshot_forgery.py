@@ -19,10 +19,10 @@ import structlog
 
 from streams.agents.snapshots import Marker, SnapshotStore
 from streams.agents.worker import rules_fingerprint
-from streams.broker import EmbeddedBroker
 from streams.engine import EngineConfig
-from streams.kafka import make_producer
-from streams.topics import TopicNames
+from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.clients import make_producer
+from streams.kafka.topics import TopicNames
 from tests.integration.workers import (
     SNAPSHOT_KEY,
     WorkerProcess,

@@ -30,8 +30,8 @@ from streams import query
 from streams.api import build_api
 from streams.api.auth import Access
 from streams.api.tokens import parse_tokens
-from streams.broker import free_port
-from streams.topics import TopicNames
+from streams.kafka.broker import free_port
+from streams.kafka.topics import TopicNames
 from tests.integration.webapp import serving
 from tests.integration.workers import publish, running_worker, wait_for
 from tests.tenants import (

@@ -32,8 +32,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from standardwebhooks import Webhook
 
 from alerts.testing import FakeApi
-from streams.broker import EmbeddedBroker, free_port
-from streams.chaos import WorkerProc
+from streams.bench.chaos import WorkerProc
+from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.integration.workers import wait_for
 
 pytestmark = pytest.mark.integration

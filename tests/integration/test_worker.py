@@ -14,10 +14,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.broker import EmbeddedBroker
-from streams.deadletter import read_dead_letter
-from streams.generate import StreamParams, generate
-from streams.topics import TopicNames, default_topics, ensure_topics
+from streams.bench.generate import StreamParams, generate
+from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.headers import read_dead_letter
+from streams.kafka.topics import TopicNames, default_topics, ensure_topics
 from tests.integration.workers import (
     WorkerProcess,
     alert_docs,

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from streams.agents.worker import Worker
 from streams.api.auth import Access
-from streams.broker import free_port
+from streams.kafka.broker import free_port
 from streams.web import build_app
 
 __all__ = ["serving"]

@@ -15,13 +15,13 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.agents.snapshot_key import SnapshotKey
-from streams.agents.snapshots import read_to_end
 from streams.agents.worker import Worker, WorkerOptions
-from streams.chaos import WorkerProc
+from streams.bench.chaos import WorkerProc
 from streams.engine import Engine
 from streams.events import Rejection, decode
-from streams.replay import event_time_ms
-from streams.topics import TopicNames, default_topics, ensure_topics, route
+from streams.kafka.partitions import read_to_end
+from streams.kafka.replay import event_time_ms
+from streams.kafka.topics import TopicNames, default_topics, ensure_topics, route
 
 #: The key test workers sign their snapshots with (``STAKEWATCH_SNAPSHOT_KEY`` for processes).
 SNAPSHOT_SECRET = "test-snapshot-key-0123456789abcdef0123456789abcdef"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.archive import Archive, ArchivedRecord, ReadStats, decode_line, encode_line
-from streams.topics import TopicSpec
+from streams.kafka.archive import Archive, ArchivedRecord, ReadStats, decode_line, encode_line
+from streams.kafka.topics import TopicSpec
 
 RECORDS = [
     ArchivedRecord("p.ownership", b"scale-ai", b'{"id":"e1"}', 1_704_067_200_000, (), 3),
@@ -55,7 +55,7 @@ def test_a_torn_last_line_is_skipped_with_a_warning_and_ended_by_the_next_append
     archive.append(RECORDS[:1])
     with archive.path.open("ab") as f:  # a writer died mid-line
         f.write(encode_line(RECORDS[1])[:25])
-    with caplog.at_level(logging.WARNING, logger="streams.archive"):
+    with caplog.at_level(logging.WARNING, logger="streams.kafka.archive"):
         stats = ReadStats()
         assert list(archive.read(stats)) == RECORDS[:1]
     assert stats.skipped_lines == [2]
@@ -129,6 +129,6 @@ def test_an_unreadable_topics_file_falls_back_with_a_warning(
 ) -> None:
     archive = Archive(tmp_path)
     archive.topics_path.write_text("{oops")
-    with caplog.at_level(logging.WARNING, logger="streams.archive"):
+    with caplog.at_level(logging.WARNING, logger="streams.kafka.archive"):
         assert archive.topic_specs() == []
     assert "unreadable" in caplog.text

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from streams.bench_stream import _rate, _route, percentiles
+from streams.bench.generate import StreamParams, generate
+from streams.bench.stream import _rate, _route, percentiles
 from streams.events import decode
-from streams.generate import StreamParams, generate
-from streams.replay import event_time_ms
-from streams.topics import TopicNames, route
+from streams.kafka.replay import event_time_ms
+from streams.kafka.topics import TopicNames, route
 
 
 def test_the_fast_router_puts_each_generated_event_where_replay_would():

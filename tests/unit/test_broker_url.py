@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.broker import parse_broker_url
+from streams.kafka.broker import parse_broker_url
 
 
 @pytest.mark.parametrize(

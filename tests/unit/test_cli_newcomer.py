@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.running import hidden_from, register, registry_dir, running, unregister
+from streams.kafka.running import hidden_from, register, registry_dir, running, unregister
 from streams.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]

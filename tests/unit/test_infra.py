@@ -437,7 +437,7 @@ def test_the_alertmanager_config_refuses_a_value_that_would_break_the_yaml() -> 
 
 
 def test_topics_take_the_configured_replication_factor() -> None:
-    from streams.topics import default_topics
+    from streams.kafka.topics import default_topics
 
     assert {s.replication for s in default_topics("p")} == {1}
     assert {s.replication for s in default_topics("p", 8, 3)} == {3}

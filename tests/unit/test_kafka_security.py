@@ -14,14 +14,14 @@ import pytest
 import structlog
 from pydantic import ValidationError
 
-from streams import kafka
-from streams.alerts_tail import tail_alerts
-from streams.connect import broker_session
-from streams.kafka import client_options, make_admin, make_consumer, make_producer
+from streams.kafka import clients as kafka
+from streams.kafka.clients import client_options, make_admin, make_consumer, make_producer
+from streams.kafka.connect import broker_session
+from streams.kafka.rebuild import request_rebuild
+from streams.kafka.tail import tail_alerts
+from streams.kafka.topics import TopicNames, TopicSpec, ensure_topics
 from streams.logging import configure_logging, get_logger
-from streams.rebuild import request_rebuild
 from streams.settings import Settings, SettingsError, load_settings
-from streams.topics import TopicNames, TopicSpec, ensure_topics
 
 PASSWORD = "pa55-Word-0f-the-cluster"
 KEY_PASSWORD = "k3y-pa55phrase"
@@ -316,8 +316,8 @@ async def test_commands_pass_the_options_to_their_clients(monkeypatch) -> None:
 
         return factory
 
-    monkeypatch.setattr("streams.topics.make_admin", spy("admin"))
-    monkeypatch.setattr("streams.alerts_tail.make_consumer", spy("consumer"))
+    monkeypatch.setattr("streams.kafka.topics.make_admin", spy("admin"))
+    monkeypatch.setattr("streams.kafka.tail.make_consumer", spy("consumer"))
     with pytest.raises(_Reached):
         await ensure_topics("kafka.test:9093", [TopicSpec("t", 1)], options)
     with pytest.raises(_Reached):
@@ -329,12 +329,16 @@ async def test_commands_pass_the_options_to_their_clients(monkeypatch) -> None:
 
 #: Modules that may build aiokafka clients themselves: the factory, and the benchmark's
 #: peers (raw clients on a private plaintext broker, measured as they are).
-RAW_CLIENTS_ALLOWED = {"streams/kafka.py", "streams/bench_stream.py", "streams/bench_peers.py"}
+RAW_CLIENTS_ALLOWED = {
+    "streams/kafka/clients.py",
+    "streams/bench/stream.py",
+    "streams/bench/peers.py",
+}
 
 
 def test_every_runtime_kafka_client_is_built_by_the_factory() -> None:
     """No module calls AIOKafkaConsumer/Producer/AdminClient itself: a client built without
-    ``streams.kafka`` would skip the SASL/SSL options (the TLS integration test catches the
+    ``streams.kafka.clients`` would skip the SASL/SSL options (the TLS integration test catches the
     ones that run; this catches the rest, e.g. a path only a rebalance takes)."""
     import ast
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 
-from streams.replay import event_time_ms, read_blocks
+from streams.kafka.replay import event_time_ms, read_blocks
 
 
 async def _collect(data: bytes, block: int) -> tuple[list[tuple[int, bytes]], int]:

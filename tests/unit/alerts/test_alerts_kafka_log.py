@@ -7,8 +7,8 @@ import orjson
 import pytest
 from alert_samples import SEED_FIRING, SEED_RESOLVED, make_record
 
-from alerts.kafka_log import decode_value, encode_value
 from alerts.notification_log import SENDING, Notified, updated
+from streams.agents.notification_log import decode_value, encode_value
 
 
 def test_values_round_trip_including_intents_and_failures() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.bench import engine_throughput, figure_rows, ownership_event_cost, state_rss
+from streams.bench.engine import engine_throughput, figure_rows, ownership_event_cost, state_rss
 
 
 def test_engine_throughput_reports_its_stream_parameters_and_alerts():
@@ -57,7 +57,7 @@ def test_every_figure_row_names_its_parameters():
 
 def test_isolated_figures_come_from_a_fresh_interpreter():
     """Memory figures run in a child interpreter and come back as plain JSON."""
-    from streams.bench import _isolated
+    from streams.bench.engine import _isolated
 
     fig = _isolated("state_rss", entities=300, holdings=300, contracts=300)
     assert fig["params"]["contracts"] == 300 and fig["peak_rss_mb"] > 0

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from streams.bench.generate import StreamParams, generate
 from streams.engine import ConfigError, Engine, EngineConfig, load_config
-from streams.generate import StreamParams, generate
 
 SEED = Path(__file__).resolve().parents[2] / "fixtures" / "scale-ai-2025.ndjson"
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from streams.bench.generate import StreamParams, generate
 from streams.engine import Engine
 from streams.engine.records import format_micros, format_time
 from streams.events import Rejection, decode
 from streams.events.fast import to_micros
-from streams.generate import StreamParams, generate
 
 SEED = Path(__file__).resolve().parents[2] / "fixtures" / "scale-ai-2025.ndjson"
 

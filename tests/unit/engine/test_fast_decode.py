@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from streams.bench.generate import StreamParams, generate
 from streams.events import Rejection, decode
 from streams.events.fast import fast_decode, flatten
-from streams.generate import StreamParams, generate
 
 ROOT = Path(__file__).resolve().parents[3]
 SEED = ROOT / "tests" / "fixtures" / "scale-ai-2025.ndjson"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import orjson
 
+from streams.bench.generate import mesh_and_chain, overallocated_world
 from streams.engine import Engine, EngineConfig
-from streams.generate import mesh_and_chain, overallocated_world
 from streams.query import owners
 
 try:

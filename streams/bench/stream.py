@@ -1,13 +1,13 @@
 """`stakewatch bench`: the streaming figures, the worker beside its peers in one run.
 
-One broker (embedded Tansu unless `--broker`), one seeded stream (`streams.generate`), and
+One broker (embedded Tansu unless `--broker`), one seeded stream (`streams.bench.generate`), and
 every contender reading the same records from the same topics, one after another, so the
 ratios compare designs rather than machines or moments:
 
 1. **Throughput**: the real worker (validation, state, idempotency, alerting, snapshots),
    a raw aiokafka consumer that only decodes JSON (the ceiling), a plain faust table-sum
    agent (the naive peer) and a Quix Streams app doing the same sum (the peer a user would
-   pick). Each runs in its own interpreter (`streams.bench_peers`) and is timed from its
+   pick). Each runs in its own interpreter (`streams.bench.peers`) and is timed from its
    first record processed to its last, so group joins do not count; wall times are kept.
 2. **Alert latency**: `stakewatch worker` with a webhook receiver pointed at a local HTTP
    server, a 10,000 events/s live spend stream from another process, and 200 stakes that
@@ -42,9 +42,9 @@ from typing import Any
 import httpx
 import orjson
 
-from streams.broker import free_port
-from streams.generate import StreamParams, generate
-from streams.topics import TopicNames, default_topics, ensure_topics
+from streams.bench.generate import StreamParams, generate
+from streams.kafka.broker import free_port
+from streams.kafka.topics import TopicNames, default_topics, ensure_topics
 
 __all__ = [
     "STREAM_FIGURES",
@@ -112,7 +112,7 @@ class StreamSizes:
 
 
 def _route(raw: bytes, names: TopicNames) -> tuple[str, bytes, int, dict]:
-    """(topic, key, event-time ms, doc) for a generated line: the keys `streams.topics.route`
+    """(topic, key, event-time ms, doc) for a generated line: the keys `streams.kafka.topics.route`
     gives, without pydantic (the generator's output is valid by construction, and decoding
     a million lines through the models would dominate the run)."""
     doc = orjson.loads(raw)
@@ -171,7 +171,7 @@ async def publish_lines(bootstrap: str, names: TopicNames, lines: Iterable[bytes
 
 
 def _env() -> dict[str, str]:
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
@@ -179,10 +179,10 @@ def _env() -> dict[str, str]:
 
 
 def _peer(kind: str, args: dict, log: Path, timeout: float) -> dict:
-    """Run `streams.bench_peers KIND` to completion; its JSON line."""
+    """Run `streams.bench.peers KIND` to completion; its JSON line."""
     with open(log, "ab") as err:
         done = subprocess.run(
-            [sys.executable, "-m", "streams.bench_peers", kind, json.dumps(args)],
+            [sys.executable, "-m", "streams.bench.peers", kind, json.dumps(args)],
             stdout=subprocess.PIPE,
             stderr=err,
             env=_env(),
@@ -198,11 +198,11 @@ def _peer(kind: str, args: dict, log: Path, timeout: float) -> dict:
 def _spawn(
     kind: str, args: dict, log: Path, stdout: int | None = subprocess.PIPE
 ) -> subprocess.Popen:
-    """Start `streams.bench_peers KIND` in the background; stderr (and, unless piped,
+    """Start `streams.bench.peers KIND` in the background; stderr (and, unless piped,
     stdout) to `log`."""
     with open(log, "ab") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "streams.bench_peers", kind, json.dumps(args)],
+            [sys.executable, "-m", "streams.bench.peers", kind, json.dumps(args)],
             stdout=err if stdout is None else stdout,
             stderr=err,
             env=_env(),
@@ -659,7 +659,7 @@ async def _recovery_and_rebuild(
 ) -> dict:
     """kill -9 a worker that holds the stream's state, time its successor to ready; then a
     reset marker and a fresh worker rebuilding everything."""
-    from streams.rebuild import request_rebuild
+    from streams.kafka.rebuild import request_rebuild
 
     out: dict[str, Any] = {}
     first = _WorkerProcess(bootstrap, names.prefix, group, work / "worker-recovery-1.log")
@@ -754,7 +754,7 @@ def stream_figures(
 ) -> dict:
     """Every stream figure from one run on one broker; `broker`: `host:port` or
     `kafka://…` of an external broker (else an embedded Tansu for the run's lifetime)."""
-    from streams.broker import EmbeddedBroker, parse_broker_url
+    from streams.kafka.broker import EmbeddedBroker, parse_broker_url
 
     sizes = sizes or (StreamSizes.quick() if quick else StreamSizes())
     work = work_dir or Path(tempfile.mkdtemp(prefix="stakewatch-bench-"))
@@ -922,7 +922,7 @@ def run_bench(
     broker: str | None = None,
     json_path: Path | None = None,
 ) -> dict:
-    """`stakewatch bench`: the engine figures (`streams.bench`) and the stream figures, one
+    """`stakewatch bench`: the engine figures (`streams.bench.engine`) and the stream figures, one
     table and one JSON document whose `figures` object holds both."""
     from rich.console import Console
     from rich.table import Table
@@ -935,7 +935,7 @@ def run_bench(
     doc: dict[str, Any] = {"figures": {}, "details": {}, "targets": TARGETS}
     rows: list[tuple[str, str, str]] = []
     if engine:
-        from streams.bench import engine_figures, figure_rows
+        from streams.bench.engine import engine_figures, figure_rows
 
         engine_doc = engine_figures(quick, progress=say)
         doc["figures"].update(engine_doc["figures"])
@@ -952,7 +952,7 @@ def run_bench(
         rows += stream_rows(stream_doc)
     targets = dict(TARGETS)
     if hostile:
-        from streams.bench_hostile import hostile_figures, hostile_rows
+        from streams.bench.hostile import hostile_figures, hostile_rows
 
         hostile_doc = hostile_figures(quick, broker=broker, progress=say)
         doc["figures"].update(hostile_doc["figures"])

@@ -58,7 +58,7 @@ from typing import Any
 import httpx
 import orjson
 
-from streams.broker import free_port
+from streams.kafka.broker import free_port
 
 __all__ = [
     "CI",
@@ -72,7 +72,7 @@ __all__ = [
     "write_report",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TORN = b'{"specversion": "1.0", "id": '
 ROUTING_KEY = "CHAOS0R0UT1NGKEY0123456789abcdef"
 WEBHOOK_SECRET = "whsec_Y2hhb3Mtd2ViaG9vay1zZWNyZXQtMzItYnl0ZXMhIQ=="  # Standard Webhooks form
@@ -193,7 +193,7 @@ def _round(value: float | None) -> float | None:
 def chaos_stream(events: int, seed: int) -> list[bytes]:
     """Generated events with a torn record every 997 lines and a redelivered event every
     1999, so rejection and duplicate handling run under the faults too."""
-    from streams.generate import StreamParams, generate
+    from streams.bench.generate import StreamParams, generate
 
     params = StreamParams(events=events, pairs=2_000, labs=12, funds=40, seed=seed)
     lines = list(generate(params))
@@ -255,11 +255,11 @@ class Feed:
 
     async def publish(self, lines: Sequence[bytes], seconds: float = 0.0) -> None:
         """Publish ``lines``, spread evenly over ``seconds`` (0: as fast as possible)."""
-        from streams.archive import ArchivedRecord
         from streams.events import Rejection, decode
-        from streams.publish import Publisher, make_producer
-        from streams.replay import event_time_ms
-        from streams.topics import route
+        from streams.kafka.archive import ArchivedRecord
+        from streams.kafka.publish import Publisher, make_producer
+        from streams.kafka.replay import event_time_ms
+        from streams.kafka.topics import route
 
         records = []
         for raw in lines:
@@ -292,8 +292,8 @@ async def read_alerts(bootstrap: str, topic: str) -> list[dict]:
     """Every record on the alerts topic, decoded."""
     from aiokafka import TopicPartition
 
-    from streams.agents.snapshots import read_to_end
-    from streams.kafka import make_consumer
+    from streams.kafka.clients import make_consumer
+    from streams.kafka.partitions import read_to_end
 
     consumer = make_consumer(bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50)
     await consumer.start()
@@ -411,7 +411,7 @@ class BrokerCommand:
 
     async def start(self) -> None:
         """Start the command and wait until broker.json names a live, refilled broker."""
-        from streams.connect import live_broker
+        from streams.kafka.connect import live_broker
 
         self.spawn()
 
@@ -773,7 +773,7 @@ class Rig:
     """One scenario's private broker, receivers, workers and logs."""
 
     def __init__(self, p: ChaosParams, work: Path, name: str) -> None:
-        from streams.topics import TopicNames
+        from streams.kafka.topics import TopicNames
 
         self.p = p
         self.work = work / name
@@ -924,7 +924,7 @@ async def scenario_kills(p: ChaosParams, work: Path, progress: Progress) -> Resu
     """``kill -9`` of a worker at seeded random points while the stream is published,
     processed and delivered; the replacement starts at once. Recovery: the kill until every
     worker is ready (caught up) and every lease is held by a live worker."""
-    from streams.broker import EmbeddedBroker
+    from streams.kafka.broker import EmbeddedBroker
 
     two = p.workers > 1
     result = Result(
@@ -986,7 +986,7 @@ async def scenario_broker_pause(p: ChaosParams, work: Path, progress: Progress) 
     """The broker frozen (SIGSTOP) for ``pause`` seconds at a random point while the stream
     is published, processed and delivered; then SIGCONT. Recovery: SIGCONT until the
     alerts topic matches the backtest with every worker ready."""
-    from streams.broker import EmbeddedBroker
+    from streams.kafka.broker import EmbeddedBroker
 
     result = Result("broker-pause", f"broker paused (SIGSTOP) {p.pause:g} s")
     rng = random.Random(p.seed * 104729)
@@ -1030,7 +1030,7 @@ async def scenario_broker_restart(p: ChaosParams, work: Path, progress: Progress
     refilled from the data dir's archive (inputs, dead letters, notification log; not the
     alerts or snapshots). Recovery: the new broker up until the alerts topic matches the
     backtest with every worker ready."""
-    from streams.archive import Archive
+    from streams.kafka.archive import Archive
 
     result = Result("broker-restart", "embedded broker kill -9 + restart (archive refill)")
     rng = random.Random(p.seed * 1299709)
@@ -1094,7 +1094,7 @@ async def scenario_receivers(p: ChaosParams, work: Path, progress: Progress) -> 
     from streams.agents.delivery import DeliveryAgent, DeliveryOptions
     from streams.agents.snapshot_key import SnapshotKey
     from streams.agents.worker import Worker, WorkerOptions
-    from streams.broker import EmbeddedBroker
+    from streams.kafka.broker import EmbeddedBroker
     from streams.metrics import Metrics
 
     seconds = p.outage + p.storm + p.slow_phase

@@ -258,7 +258,9 @@ class EmbeddedBroker:
 
 
 async def _describe_brokers(bootstrap: str) -> list[str]:
-    from streams.kafka import make_admin  # late: streams.kafka imports settings, which import us
+    from streams.kafka.clients import (
+        make_admin,  # late: streams.kafka.clients imports settings, which import us
+    )
 
     admin = make_admin(bootstrap, request_timeout_ms=2000)
     try:

@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from streams.topics import TopicSpec
+from streams.kafka.topics import TopicSpec
 
 __all__ = ["ARCHIVE_FILE", "Archive", "ArchivedRecord", "ReadStats", "decode_line", "encode_line"]
 

@@ -1,6 +1,6 @@
 """The contenders of `stakewatch bench`'s stream figures, each run in its own interpreter.
 
-`python -m streams.bench_peers KIND '{json args}'` runs one of them and prints one JSON
+`python -m streams.bench.peers KIND '{json args}'` runs one of them and prints one JSON
 line with wall-clock (`time.time()`) stamps, so the parent compares processes on one clock:
 
 - `worker`: the real `Worker` (with the `Metrics` and logging `stakewatch worker` uses),
@@ -51,9 +51,9 @@ async def _worker(args: dict[str, Any]) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry
 
     from streams.agents.worker import Worker, WorkerOptions, tune_gc
+    from streams.kafka.topics import TopicNames
     from streams.logging import configure_logging
     from streams.metrics import Metrics
-    from streams.topics import TopicNames
 
     configure_logging()
     started = time.time()

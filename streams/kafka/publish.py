@@ -18,9 +18,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams import kafka
-from streams.archive import Archive, ArchivedRecord
-from streams.kafka import Security
+from streams.kafka import clients
+from streams.kafka.archive import Archive, ArchivedRecord
+from streams.kafka.clients import Security
 
 __all__ = ["BATCH_BYTES", "Publisher", "TopicMissingError", "make_producer"]
 
@@ -34,11 +34,11 @@ class TopicMissingError(RuntimeError):
 
 def make_producer(bootstrap: str, security: Security = None, **options: Any) -> AIOKafkaProducer:
     """A producer for ``Publisher``: large batches, acks from the leader (Tansu has one node).
-    ``security``: the cluster's client options (``streams.kafka``)."""
+    ``security``: the cluster's client options (``streams.kafka.clients``)."""
     options.setdefault("max_batch_size", BATCH_BYTES)
     options.setdefault("max_request_size", 2 * BATCH_BYTES)
     options.setdefault("request_timeout_ms", 30_000)
-    return kafka.make_producer(bootstrap, security, **options)
+    return clients.make_producer(bootstrap, security, **options)
 
 
 class Publisher:

@@ -7,9 +7,9 @@ whole at start and kept in a dict: ``get`` never touches the broker, ``put`` wai
 broker's ack before it returns (the dispatcher acks a record only after its outcome is
 stored).
 
-Reading "to the end" uses the high watermark of a fetch response from a fresh consumer:
-ListOffsets LATEST is short on Tansu, and a loader that trusted it would miss the newest
-values, the ones a restart needs most.
+Reading "to the end" uses the high watermark of a fetch response from a fresh consumer
+(``streams.kafka.partitions``): ListOffsets LATEST is short on Tansu, and a loader that
+trusted it would miss the newest values, the ones a restart needs most.
 
 In embedded mode (``archive`` given) every value is appended to the local archive before it
 is produced, like the input topics: Tansu keeps nothing on disk, and a broker restart that
@@ -35,10 +35,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from alerts.notification_log import Handled, Notified
 from streams.engine import SEVERITIES, STATUSES
-from streams.kafka import make_consumer, make_producer
+from streams.kafka.clients import make_consumer, make_producer
+from streams.kafka.partitions import batches_to_end
 
 if TYPE_CHECKING:
-    from streams.archive import Archive
+    from streams.kafka.archive import Archive
 
 __all__ = ["KafkaNotificationLog", "decode_value", "encode_value"]
 
@@ -178,7 +179,7 @@ class KafkaNotificationLog:
         seq = self._seq.get((receiver, dedup_key), 0) + 1
         headers = [(SEQ_HEADER, str(seq).encode())]
         if self._archive is not None:
-            from streams.archive import ArchivedRecord
+            from streams.kafka.archive import ArchivedRecord
 
             record = ArchivedRecord(
                 self.topic, key, raw, int(time.time() * 1000), tuple(headers), partition=0
@@ -212,29 +213,16 @@ class KafkaNotificationLog:
 
     async def _read(self, consumer: AIOKafkaConsumer) -> int:
         tp = self._tp
-        consumer.seek(tp, self._next)
-        end: int | None = None
         read = 0
-        deadline = time.monotonic() + self._read_timeout
-        while True:
-            batch = await consumer.getmany(tp, timeout_ms=50, max_records=10_000)
-            records = batch.get(tp, ())
-            if records:
+        try:
+            async for records in batches_to_end(consumer, tp, self._next, self._read_timeout):
                 self._apply(records)
                 read += len(records)
-                deadline = time.monotonic() + self._read_timeout  # progress: wait on
-            if end is None:
-                end = consumer.highwater(tp)  # first fetch response of a fresh consumer
-            if end is not None:
-                position = await consumer.position(tp)
-                if position >= end:
-                    self._next = max(self._next, position)
-                    self.records_read += read
-                    return read
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"reading {self.topic} stalled at offset {self._next} (end {end})"
-                )
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc} ({self.topic} at offset {self._next})") from None
+        self._next = max(self._next, await consumer.position(tp))
+        self.records_read += read
+        return read
 
     def _apply(self, records: Iterable[Any]) -> None:
         """Keep the raw last value per key: only the ones asked for are ever decoded (a

@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka.admin import NewTopic
 
 from streams.events import Event
-from streams.kafka import make_admin
+from streams.kafka.clients import make_admin
 
 __all__ = [
     "TopicMismatchError",
@@ -156,7 +156,7 @@ def default_topics(
     - ``snapshots``: 1 partition, kept 7 days; restores are from the newest ones.
     - ``notifications``: the alert delivery's notification log, 1 partition, kept forever,
       ``compact`` for real Kafka; Tansu never compacts, so readers load it whole
-      (``alerts.kafka_log``).
+      (``streams.agents.notification_log``).
     """
     names = TopicNames(prefix)
     month = {"retention.ms": str(30 * 24 * 3600 * 1000)}
@@ -183,7 +183,7 @@ async def ensure_topics(
     Idempotent and safe against a concurrent creator (TopicAlreadyExists counts as
     existing). Raises ``TopicMismatchError`` when an existing topic has another partition
     count, since keyed ordering would silently differ. ``client``: extra admin-client
-    options, e.g. ``streams.kafka.client_options`` for a secured cluster.
+    options, e.g. ``streams.kafka.clients.client_options`` for a secured cluster.
     """
     wanted = {s.name: s for s in specs}
     admin = make_admin(bootstrap, client)

@@ -1,7 +1,10 @@
-"""Dead-letter records on Kafka: the original bytes as the value, the reason in headers.
+"""Record headers Stakewatch writes and reads: dead letters, the quiet flag, alert causes.
 
-Keeping the value byte-for-byte lets an operator fix a producer and re-publish the record
-as it was; the headers carry a one-line reason and where the record came from.
+Dead-letter records on Kafka keep the original bytes as the value and the reason in
+headers: an operator can fix a producer and re-publish the record as it was; the headers
+carry a one-line reason and where the record came from. ``QUIET`` marks input that must
+page nobody (``replay --no-deliver``); the worker copies it, with the cause, onto the alert
+records it causes (``alert_headers``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,24 @@ import orjson
 
 from streams.events import Rejection
 
-__all__ = ["dead_letter_headers", "dead_letter_json", "read_dead_letter"]
+__all__ = ["QUIET", "alert_headers", "dead_letter_headers", "dead_letter_json", "read_dead_letter"]
+
+QUIET = ("stakewatch-deliver", b"no")
+"""Input header set by ``stakewatch replay --no-deliver``; copied onto the alert records it
+causes, so the delivery side records them as told without paging anyone."""
+
+
+def alert_headers(cause: Any) -> list[tuple[str, bytes]]:
+    """Where an alert record came from (for logs and tracing), plus the quiet flag."""
+    headers = [
+        ("source_topic", cause.topic.encode()),
+        ("source_partition", str(cause.partition).encode()),
+        ("source_offset", str(cause.offset).encode()),
+        ("source_timestamp", str(cause.timestamp).encode()),
+    ]
+    if QUIET in cause.headers:
+        headers.append(QUIET)
+    return headers
 
 
 def dead_letter_headers(

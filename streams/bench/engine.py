@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from streams.backtest import iter_lines, run_backtest
+from streams.bench.generate import StreamParams, generate, ownership_graph, state_stream
 from streams.engine import AlertRecord, Engine
-from streams.generate import StreamParams, generate, ownership_graph, state_stream
 
 __all__ = [
     "engine_figures",
@@ -141,12 +141,12 @@ def state_rss(entities: int, holdings: int, contracts: int) -> dict[str, Any]:
 
 
 def _isolated(function: str, **kwargs: Any) -> dict[str, Any]:
-    """Run `streams.bench.<function>(**kwargs)` in a fresh interpreter; its result."""
+    """Run `streams.bench.engine.<function>(**kwargs)` in a fresh interpreter; its result."""
     code = (
-        "import json, sys; from streams import bench; "
+        "import json, sys; from streams.bench import engine as bench; "
         f"print(json.dumps(bench.{function}(**json.loads(sys.argv[1]))))"
     )
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),

@@ -8,7 +8,7 @@ concurrent starters agree on one broker; it is held while a broker starts and re
 nobody uses a half-filled broker.
 
 Two traps are closed here. A command about to start a *private* broker while a worker or
-another embedded broker runs elsewhere for this user (``streams.running``) refuses, since
+another embedded broker runs elsewhere for this user (``streams.kafka.running``) refuses, since
 its events would go where nothing looks, unless told to (``private_ok``, ``--embedded``).
 And an external broker that does not answer is one line naming the address (``probe``),
 not a client library's traceback.
@@ -30,15 +30,15 @@ from typing import Any
 
 import orjson
 
-from streams.archive import Archive, ReadStats
-from streams.broker import BrokerError, EmbeddedBroker
-from streams.kafka import client_options
-from streams.publish import Publisher, make_producer
-from streams.running import hidden_from, register, unregister
-from streams.running import pid_alive as _pid_alive
+from streams.kafka.archive import Archive, ReadStats
+from streams.kafka.broker import BrokerError, EmbeddedBroker
+from streams.kafka.clients import client_options
+from streams.kafka.publish import Publisher, make_producer
+from streams.kafka.running import hidden_from, register, unregister
+from streams.kafka.running import pid_alive as _pid_alive
+from streams.kafka.topics import TopicNames, TopicSpec, default_topics, ensure_topics
 from streams.settings import Settings, SettingsError
 from streams.signals import on_signals
-from streams.topics import TopicNames, TopicSpec, default_topics, ensure_topics
 
 __all__ = [
     "BROKER_FILE",
@@ -92,7 +92,7 @@ class Connection:
     created_topics: list[str] = field(default_factory=list)
     refill: RefillStats | None = None
     pid: int | None = None  # the embedded broker's process
-    # aiokafka security options (streams.kafka); empty for the loopback embedded broker.
+    # aiokafka security options (streams.kafka.clients); empty for the loopback embedded broker.
     client_options: dict[str, Any] = field(default_factory=dict)
 
     def publisher(self, producer: Any) -> Publisher:
@@ -118,7 +118,7 @@ async def broker_session(
     ``exclusive`` (``stakewatch broker``) refuses to share an already running broker.
     ``private_ok=False`` refuses to start a private broker that what runs elsewhere would
     never see (``DetourError``); ``probe`` checks an external broker answers first;
-    ``listed=False`` keeps a broker it starts out of ``streams.running`` (the demo's, on a
+    ``listed=False`` keeps a broker it starts out of ``streams.kafka.running`` (the demo's, on a
     throwaway data dir, is nobody else's business).
     """
     names = TopicNames(settings.topic_prefix)

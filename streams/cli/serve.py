@@ -1,4 +1,4 @@
-"""Glue for ``stakewatch worker``: settings, alert receivers, broker (external or embedded),
+"""What ``stakewatch worker`` runs: settings, alert receivers, broker (external or embedded),
 logging, serve. Bad settings exit 2 before anything connects."""
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ def run_worker(
     *, broker: str | None, web_port: int | None, config: EngineConfig, embedded: bool = False
 ) -> int:
     """``embedded``: start a private embedded broker even when a worker or broker runs
-    elsewhere (``streams.running``); otherwise that is refused, naming what runs."""
+    elsewhere (``streams.kafka.running``); otherwise that is refused, naming what runs."""
     from aiokafka.errors import KafkaError
 
-    from streams.broker import BrokerError
+    from streams.kafka.broker import BrokerError
 
     try:
         settings = load_settings(broker=broker, web_port=web_port)
@@ -64,7 +64,7 @@ async def _wait_for_broker(bootstrap: str) -> None:
     (or during an outage) waits, saying so at each try, instead of exiting."""
     from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-    from streams.connect import BrokerUnreachableError, probe_broker
+    from streams.kafka.connect import BrokerUnreachableError, probe_broker
 
     def say(state) -> None:
         log.warning(
@@ -90,8 +90,8 @@ async def _main(
     key: SnapshotKey | None,
     access: Access,
 ) -> int:
-    from streams.connect import broker_session
-    from streams.running import register, unregister
+    from streams.kafka.connect import broker_session
+    from streams.kafka.running import register, unregister
 
     members = settings.data_dir.resolve() / "members"
     if settings.bootstrap:
@@ -155,7 +155,7 @@ def _shared_broker_gone(settings, conn):
     live one (dead, not listening, or replaced). None otherwise (nothing to watch)."""
     if not conn.embedded or conn.owner:
         return None
-    from streams.connect import live_broker
+    from streams.kafka.connect import live_broker
 
     data_dir = settings.data_dir.resolve()
 

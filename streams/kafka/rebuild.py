@@ -25,10 +25,10 @@ from typing import Any
 
 from streams.agents.snapshot_key import SnapshotKey, snapshot_key
 from streams.agents.snapshots import Marker, SnapshotStore
-from streams.kafka import make_admin, make_consumer, make_producer
-from streams.running import running
+from streams.kafka.clients import make_admin, make_consumer, make_producer
+from streams.kafka.running import running
+from streams.kafka.topics import TopicNames, default_topics, ensure_topics
 from streams.settings import SettingsError, load_settings
-from streams.topics import TopicNames, default_topics, ensure_topics
 
 __all__ = ["live_workers", "request_rebuild"]
 
@@ -81,7 +81,7 @@ async def live_workers(
 ) -> list[str]:
     """Workers that look alive on this broker, described for a person.
 
-    Workers of this host are listed in ``streams.running`` (a live pid is proof). On an
+    Workers of this host are listed in ``streams.kafka.running`` (a live pid is proof). On an
     external broker, the members the group coordinator lists count too (workers on other
     hosts); Tansu keeps listing a member that left until the group rebalances, so the
     embedded broker is asked nothing (all its workers are on this host anyway)."""

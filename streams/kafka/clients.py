@@ -7,7 +7,7 @@ aiokafka keyword arguments once (the SSL context is built and checked here, so a
 certificate fails at start-up naming its variable); callers pass that mapping, or the
 settings themselves, to ``make_consumer`` / ``make_producer`` / ``make_admin``.
 
-The embedded broker is plaintext on loopback: ``streams.connect`` passes these options only
+The embedded broker is plaintext on loopback: ``streams.kafka.connect`` passes these options only
 to an external broker (``Connection.client_options``).
 
 The SASL password reaches aiokafka as a ``str`` subclass whose ``repr`` is masked, and it

@@ -19,8 +19,9 @@ from typing import Any, BinaryIO
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from streams.kafka import make_consumer
-from streams.publish import TopicMissingError
+from streams.kafka.clients import make_consumer
+from streams.kafka.partitions import true_ends
+from streams.kafka.publish import TopicMissingError
 from streams.signals import on_signals
 
 __all__ = ["tail_alerts"]
@@ -118,18 +119,5 @@ def _line(value: bytes | None) -> bytes:
 
 async def _seek_to_true_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
     """Seek every partition to its high watermark as the next fetch response reports it."""
-    lower = await consumer.end_offsets(tps)  # exact on Kafka, a lower bound on Tansu
-    for tp in tps:
-        consumer.seek(tp, max(lower[tp] - 1, 0))
-    ends: dict[TopicPartition, int] = {}
-    deadline = time.monotonic() + END_TIMEOUT
-    while len(ends) < len(tps):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no fetch response for {sorted(set(tps) - ends.keys())}")
-        await consumer.getmany(*[tp for tp in tps if tp not in ends], timeout_ms=200)
-        for tp in tps:
-            hw = consumer.highwater(tp)
-            if hw is not None and tp not in ends:
-                ends[tp] = hw
-    for tp, end in ends.items():
+    for tp, end in (await true_ends(consumer, tps, END_TIMEOUT)).items():
         consumer.seek(tp, end)

@@ -25,13 +25,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from streams.agents.worker import QUIET
-from streams.archive import ArchivedRecord
-from streams.connect import Connection
-from streams.deadletter import dead_letter_headers
 from streams.events import Rejection, decode
-from streams.publish import make_producer
-from streams.topics import route
+from streams.kafka.archive import ArchivedRecord
+from streams.kafka.connect import Connection
+from streams.kafka.headers import QUIET, dead_letter_headers
+from streams.kafka.publish import make_producer
+from streams.kafka.topics import route
 
 __all__ = ["DEAD_LETTER_MAX_VALUE", "ReplaySummary", "format_summary", "read_blocks", "replay"]
 

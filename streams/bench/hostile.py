@@ -3,7 +3,7 @@
 `--quick` runs smaller feeds of the same shapes (a 12-entity mesh, a 300-holding chain, a
 600-event world).
 
-Two feeds (`streams.generate`), each followed by the seed scenario:
+Two feeds (`streams.bench.generate`), each followed by the seed scenario:
 
 - **mesh-and-chain**: 30 entities each holding 90 % of every other, and a chain of 3,000
   holdings at 100 %, hung under meta and into scale-ai (3,873 ownership events);
@@ -33,11 +33,11 @@ from typing import Any
 
 import orjson
 
-from streams.generate import mesh_and_chain, overallocated_world
+from streams.bench.generate import mesh_and_chain, overallocated_world
 
 __all__ = ["FEEDS", "HOSTILE_TARGETS", "hostile_figures", "hostile_rows", "offline_figures"]
 
-SEED = Path(__file__).resolve().parent / "scenarios" / "scale-ai-2025.ndjson"
+SEED = Path(__file__).resolve().parents[1] / "scenarios" / "scale-ai-2025.ndjson"
 
 FEEDS: dict[str, Callable[[bool], Iterator[bytes]]] = {  # (quick) -> lines
     "mesh_and_chain": lambda quick: mesh_and_chain(12, 300) if quick else mesh_and_chain(),
@@ -65,7 +65,7 @@ def _peak_rss_mb() -> float:
 
 def offline_figures(feed: str, quick: bool = False) -> dict[str, Any]:
     """The feed plus the seed through `run_backtest`, in this process: seconds, peak RSS,
-    the slowest event. Run it in a fresh interpreter (`python -m streams.bench_hostile`)."""
+    the slowest event. Run it in a fresh interpreter (`python -m streams.bench.hostile`)."""
     from streams.backtest import iter_lines, run_backtest
     from streams.engine import Engine
 
@@ -112,7 +112,7 @@ def offline_figures(feed: str, quick: bool = False) -> dict[str, Any]:
 
 def _offline_in_child(feed: str, quick: bool) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "streams.bench_hostile", feed, *(["--quick"] if quick else [])],
+        [sys.executable, "-m", "streams.bench.hostile", feed, *(["--quick"] if quick else [])],
         capture_output=True,
         timeout=1800,
         check=False,
@@ -128,9 +128,9 @@ async def _worker_latency(bootstrap: str, feed: str, quick: bool, work: Path) ->
     alert record's latency from the send of its event to the alerts topic."""
     from aiokafka import TopicPartition
 
-    from streams.bench_stream import _route, _WorkerProcess, percentiles, publish_lines
-    from streams.kafka import make_consumer, make_producer
-    from streams.topics import TopicNames
+    from streams.bench.stream import _route, _WorkerProcess, percentiles, publish_lines
+    from streams.kafka.clients import make_consumer, make_producer
+    from streams.kafka.topics import TopicNames
 
     run = f"bench-hostile-{feed.replace('_', '-')}-{int(time.time())}"
     names = TopicNames(run)
@@ -203,7 +203,7 @@ def hostile_figures(
     work_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Both feeds offline (fresh interpreters) and through a worker on one broker."""
-    from streams.broker import EmbeddedBroker, parse_broker_url
+    from streams.kafka.broker import EmbeddedBroker, parse_broker_url
 
     work = work_dir or Path(tempfile.mkdtemp(prefix="stakewatch-hostile-"))
     work.mkdir(parents=True, exist_ok=True)
