@@ -139,7 +139,7 @@ async def test_worker_process_serves_scoped_tokens_from_the_file_and_refuses_an_
         check=False,
     )
     assert refused.returncode == 2
-    assert refused.stderr.startswith("bad setting: STAKEWATCH_WEB_HOST: '0.0.0.0'")
+    assert refused.stderr.startswith("STAKEWATCH_WEB_HOST: '0.0.0.0'")  # the setting first
 
     token = uuid.uuid4().hex
     tokens = tmp_path / "tokens.toml"
