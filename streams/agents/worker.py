@@ -783,12 +783,18 @@ class Worker:
         if now - self._last_export < 1.0:
             return
         self._last_export = now
-        figures = self.engine.figures
+        headline = self.engine.headline
         # Figures move without a transition (spend ages, an announced stake closes: no alert
         # record), so the dashboards get them at the watermark, as /v1/conflicts shows them.
-        m.set_conflicts(
-            [dataclasses.replace(r, **figures(r.client, r.vendor, r.rival)._asdict()) for r in mine]
-        )
+        refreshed = []
+        for r in mine:
+            stake, controlled, pending, spend = headline(r.client, r.vendor, r.rival)
+            refreshed.append(
+                dataclasses.replace(
+                    r, stake=stake, controlled=controlled, pending=pending, spend_365d=spend
+                )
+            )
+        m.set_conflicts(refreshed)
         m.set_table_sizes(
             {
                 "holdings": len(self.engine.graph.holdings),

@@ -518,7 +518,7 @@ class Engine:
         """
         now = self.watermark
         if exposure is None:
-            exposure = self.exposure_of(rival)
+            exposure = self._read_exposure(rival)
         if contracts is None:
             contracts = () if now is None else self.rel.active_contracts(client, vendor, now)
         contracts = tuple(contracts)
@@ -526,15 +526,38 @@ class Engine:
             ((round(s, 6), p) for s, p in exposure.paths.get(vendor, ())),
             key=lambda sp: (-sp[0], sp[1]),
         )
+        stake, controlled, pending = self._stake_figures(exposure, vendor)
         return Figures(
-            stake=round(exposure.stake(vendor), 6),
-            controlled=vendor in exposure.controlled,
-            pending=not self.config.meets_threshold(exposure.held_stake(vendor)),
+            stake=stake,
+            controlled=controlled,
+            pending=pending,
             paths=tuple((p, s) for s, p in shown),
             active_contracts=tuple(c.contract_id for c in contracts),
             data_classes=tuple(sorted({dc for c in contracts for dc in c.data_classes})),
             spend_365d=self.spend_365d(client, vendor),
         )
+
+    def headline(self, client: str, vendor: str, rival: str) -> tuple[float, bool, bool, float]:
+        """A conflict's stake, controlled, pending and spend_365d at the watermark, as
+        `figures` gives them, without the paths and contracts: what the dashboards refresh
+        every second for every open conflict (figures that move without a transition)."""
+        return (
+            *self._stake_figures(self._read_exposure(rival), vendor),
+            self.spend_365d(client, vendor),
+        )
+
+    def _stake_figures(self, exposure: Exposure, vendor: str) -> tuple[float, bool, bool]:
+        return (
+            round(exposure.stake(vendor), 6),
+            vendor in exposure.controlled,
+            not self.config.meets_threshold(exposure.held_stake(vendor)),
+        )
+
+    def _read_exposure(self, root: str) -> Exposure:
+        """The cached exposure itself (never changed by the readers here), or one computed
+        for an entity no rival's exposure covers."""
+        cached = self._exposures.get(root)
+        return cached if cached is not None else self.graph.exposure(root)
 
     def spend_365d(self, client: str, vendor: str) -> float:
         """The pair's spend_365d at the watermark, rounded as alert records print it (alone:
