@@ -163,6 +163,27 @@ SCHEMAS: dict[str, Any] = {
             "names": _NAMES,
         }
     ),
+    "Entity": _obj(
+        {
+            "entity": {"type": "string"},
+            "watermark": _TIME,
+            "registered": {
+                "type": "boolean",
+                "description": "false: events name the entity, none registered it",
+            },
+            "name": {"type": "string", "nullable": True},
+            "aliases": _STR_LIST,
+            "identifiers": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "scheme": {"type": "string", "description": "org-id.guide code"},
+                        "id": {"type": "string"},
+                    }
+                ),
+            },
+        }
+    ),
     "Owners": _obj(
         {
             "entity": {"type": "string"},
@@ -435,6 +456,12 @@ def openapi_document() -> dict[str, Any]:
                 "relationship's figures",
                 [_path("client")],
                 _answer("Exposure"),
+                {**_400, **_404},
+            ),
+            "/v1/entities/{id}": _get(
+                "An entity's display name, aliases and registry identifiers",
+                [_path("id")],
+                _answer("Entity"),
                 {**_400, **_404},
             ),
             "/v1/entities/{id}/owners": _get(

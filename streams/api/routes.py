@@ -106,6 +106,10 @@ def build_api(
         client = slug(request.match_info["client"], "client")
         return _json(query.client_exposure(state.engine, client))
 
+    async def entity(request: web.Request) -> web.Response:
+        QueryParams(request, set())
+        return _json(query.entity(state.engine, slug(request.match_info["id"], "id")))
+
     async def owners(request: web.Request) -> web.Response:
         QueryParams(request, set())
         return _json(query.owners(state.engine, slug(request.match_info["id"], "id")))
@@ -158,6 +162,7 @@ def build_api(
     api.router.add_get("/conflicts", conflicts)
     api.router.add_get("/conflicts/resolved", resolved)
     api.router.add_get("/exposure/{client}", exposure)
+    api.router.add_get("/entities/{id}", entity)
     api.router.add_get("/entities/{id}/owners", owners)
     api.router.add_get("/entities/{id}/holdings", holdings)
     api.router.add_get("/explain", explain)
