@@ -429,6 +429,15 @@ topics_app = typer.Typer(no_args_is_help=True, help="The Kafka topics Stakewatch
 app.add_typer(topics_app, name="topics")
 
 
+def _import_app() -> typer.Typer:
+    from streams.imports.cli import import_app
+
+    return import_app
+
+
+app.add_typer(_import_app(), name="import")
+
+
 @topics_app.command("create")
 def topics_create(
     partitions: Annotated[
