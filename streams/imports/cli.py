@@ -175,3 +175,103 @@ def bods(
         embedded=embedded,
         report=report,
     )
+
+
+@import_app.command("csv")
+def csv_cmd(
+    kind: Annotated[str, typer.Argument(help="contracts or spend.", metavar="contracts|spend")],
+    file: Annotated[str, typer.Argument(help="The CSV export; '-' for stdin.")],
+    map_: Annotated[
+        str | None,
+        typer.Option(
+            "--map",
+            help="Column mapping, `Column=field,...` (fields: contract_id, client, vendor, "
+            "category, data_classes, annual_value, ends_on, amount, currency, time).",
+            show_default=False,
+        ),
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option("--mapping", help="TOML mapping: [columns], [constants], date_format, …"),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="field=value for every row (e.g. client=openai). Repeatable."),
+    ] = None,
+    date_format: Annotated[
+        str | None,
+        typer.Option("--date-format", help="strptime format of the dates, e.g. %d/%m/%Y."),
+    ] = None,
+    decimal_separator: Annotated[
+        str | None,
+        typer.Option("--decimal-separator", help="'.' or ',' when amounts are ambiguous."),
+    ] = None,
+    rates: Annotated[
+        Path | None,
+        typer.Option("--rates", help="TOML `CODE = US dollars per unit` to convert non-USD."),
+    ] = None,
+    delimiter: Annotated[
+        str | None, typer.Option("--delimiter", help="Field delimiter (default: sniffed).")
+    ] = None,
+    report: ReportOpt = None,
+    entities: EntitiesOpt = None,
+    source: SourceOpt = None,
+    publish: PublishOpt = False,
+    broker: BrokerOpt = None,
+    embedded: EmbeddedOpt = False,
+) -> None:
+    """A procurement (contracts) or AP (spend) CSV export → events, through a column mapping.
+
+    Bad rows are reported with their line number and become no event; the exit status is 1
+    when any row was bad. Re-importing the same rows is a no-op (ids are a digest of the
+    mapped row).
+    """
+    from streams.imports.csv_rows import KINDS, Mapping, MappingError, convert_csv, read_rates
+
+    try:
+        if kind not in KINDS:
+            raise MappingError(f"kind: contracts or spend, got {kind!r}")
+        chosen = Mapping.from_toml(mapping) if mapping else Mapping()
+        if map_:
+            chosen.columns.update(Mapping.parse(map_))
+        for item in set_ or ():
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                raise MappingError(f"--set: {item!r} is not field=value")
+            chosen.constants[name.strip()] = value.strip()
+        if date_format:
+            chosen.date_format = date_format
+        if decimal_separator:
+            chosen.decimal_separator = decimal_separator
+        table = read_rates(rates) if rates else None
+    except MappingError as exc:
+        _err(f"bad option: {exc}")
+        raise typer.Exit(2) from None
+    data = _read(file)
+
+    def run(directory: Any) -> Converted:
+        try:
+            result = convert_csv(
+                kind,
+                data,
+                chosen,
+                directory,
+                name=file,
+                source=source,
+                rates=table,
+                delimiter=delimiter,
+            )
+        except MappingError as exc:
+            _err(f"bad mapping: {exc}")
+            raise typer.Exit(2) from None
+        return result.events, result.report, result.invalid
+
+    _finish(
+        f"{kind} rows from {file}",
+        run,
+        _directory(entities),
+        publish=publish,
+        broker=broker,
+        embedded=embedded,
+        report=report,
+    )
