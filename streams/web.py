@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from streams.api import MAX_BODY, build_api, page_handler
+from streams.api.events import KafkaSink
 
 if TYPE_CHECKING:
     from streams.agents.worker import Worker
+    from streams.archive import Archive
     from streams.metrics import Metrics
 
 __all__ = ["WORKER", "build_app"]
@@ -24,10 +26,21 @@ WORKER = web.AppKey("worker", object)  # the Worker the app serves (for handlers
 
 
 def build_app(
-    worker: Worker, metrics: Metrics | None, *, api_token: str | None = None
+    worker: Worker,
+    metrics: Metrics | None,
+    *,
+    api_token: str | None = None,
+    archive: Archive | None = None,
 ) -> web.Application:
+    """``archive``: embedded mode's archive, which posted events are appended to first."""
     app = web.Application(client_max_size=MAX_BODY)
     app[WORKER] = worker
+    sink = KafkaSink(worker.options.bootstrap, worker.options.client, archive)
+
+    async def close_sink(app: web.Application) -> None:
+        await sink.close()
+
+    app.on_cleanup.append(close_sink)
 
     async def healthz(request: web.Request) -> web.Response:
         if worker.failure is not None:
@@ -47,7 +60,7 @@ def build_app(
         return web.json_response(body, status=200 if ready else 503)
 
     app.router.add_get("/", page_handler)
-    app.add_subapp("/v1", build_api(worker, api_token=api_token))
+    app.add_subapp("/v1", build_api(worker, api_token=api_token, events=(sink, worker.names)))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     if metrics is not None:

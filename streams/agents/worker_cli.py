@@ -130,6 +130,7 @@ async def _serve(settings, config, alerts, conn, members) -> int:
         api_token=token,
         delivery=delivery,
         broker_gone=_shared_broker_gone(settings, conn),
+        archive=conn.archive,  # POST /v1/events archives what it publishes (embedded mode)
     )
 
 

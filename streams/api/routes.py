@@ -18,11 +18,13 @@ from aiohttp import web
 
 from streams import query
 from streams.api.auth import bearer_middleware
+from streams.api.events import EventSink, post_events_handler
 from streams.api.live import LiveFeed, stream_handler
 from streams.api.openapi import openapi_document
 from streams.api.params import ApiError, QueryParams, slug
 from streams.engine import AlertRecord, Engine
 from streams.engine.provenance import Provenance
+from streams.topics import TopicNames
 
 __all__ = ["MAX_BODY", "QueryState", "build_api"]
 
@@ -70,9 +72,14 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def build_api(
-    state: QueryState, *, api_token: str | None = None, live_interval: float = 0.2
+    state: QueryState,
+    *,
+    api_token: str | None = None,
+    live_interval: float = 0.2,
+    events: tuple[EventSink, TopicNames] | None = None,
 ) -> web.Application:
-    """The ``/v1`` sub-application over `state` (read at each request: it may be swapped)."""
+    """The ``/v1`` sub-application over `state` (read at each request: it may be swapped);
+    with `events` (where to publish, the topic names), ``POST /v1/events`` too."""
     api = web.Application(middlewares=[_errors, bearer_middleware(api_token)])
     feed = LiveFeed(state, live_interval)
     api.cleanup_ctx.append(feed.context)
@@ -170,6 +177,8 @@ def build_api(
     api.router.add_get("/alternatives", alternatives)
     api.router.add_get("/stream", stream)
     api.router.add_get("/openapi.json", openapi)
+    if events is not None:  # the one write: streams/api/events.py
+        api.router.add_post("/events", post_events_handler(state, *events, api_token))
     return api
 
 
