@@ -241,7 +241,8 @@ class _Conversion:
             self.edges.pop(rid, None)
             self.unresolved.pop((owner, asset), None)
             self.withdraw_derived(s, when, rid)
-            if previous is not None or _shareholdings(interests):
+            derived = self.derived_value.pop((owner, asset), None)  # a link's derived share
+            if previous is not None or _shareholdings(interests) or derived is not None:
                 self.stake(s, when, sid, owner, asset, 0.0, rid)
             else:
                 self.say(s, "skipped", "closed", "a closed relationship with no holding to end")

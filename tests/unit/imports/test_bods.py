@@ -424,6 +424,15 @@ def test_closing_an_indirect_interest_withdraws_what_was_derived_from_it() -> No
     assert stake(result, engine, "p", "a") == 0
 
 
+def test_closing_a_component_link_ends_its_derived_share() -> None:
+    docs = _chain(link=None, stated=35)
+    link = copy.deepcopy(docs[4])
+    link.update(statementId=f"{next(_ids):032d}", recordStatus="closed", statementDate="2024-09-01")
+    result, engine = run([*docs, link])
+    assert stake(result, engine, "p", "b") == 0
+    assert stake(result, engine, "p", "a") == 0
+
+
 # -- identity ------------------------------------------------------------------------------------
 
 
