@@ -448,6 +448,15 @@ topics_app = typer.Typer(no_args_is_help=True, help="The Kafka topics Stakewatch
 app.add_typer(topics_app, name="topics")
 
 
+def _import_app() -> typer.Typer:
+    from streams.imports.cli import import_app
+
+    return import_app
+
+
+app.add_typer(_import_app(), name="import")
+
+
 @topics_app.command("create")
 def topics_create(
     partitions: Annotated[
@@ -498,6 +507,14 @@ def replay(
         Path | None,
         typer.Option("--dead-letter", help="Also write rejected lines and reasons here."),
     ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="CloudEvents content mode of the records: structured (the line as the value) "
+            "or binary (attributes as ce_ headers, data as the value).",
+        ),
+    ] = "structured",
     broker: BrokerOpt = None,
     embedded: EmbeddedOpt = False,
 ) -> None:
@@ -512,9 +529,12 @@ def replay(
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeElapsedColumn
 
     from streams.backtest import dead_letter_line
-    from streams.replay import format_summary
+    from streams.replay import MODES, format_summary
     from streams.replay import replay as run_replay
 
+    if mode not in MODES:
+        err.print(f"[red]bad option[/red] --mode: one of {', '.join(MODES)}, got {mode!r}")
+        raise typer.Exit(2)
     settings = _settings(broker)
     try:
         source = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
@@ -545,6 +565,7 @@ def replay(
                 progress=lambda n: bar.advance(task, n),
                 deliver=not no_deliver,
                 on_rejected=rejected,
+                mode=mode,
             )
 
     try:

@@ -78,6 +78,7 @@ DEAD_LETTER_REASONS: Final = (
     "unknown_contract",
     "contract_exists",
     "contract_mismatch",
+    "identifier_clash",
 )
 SEVERITIES: Final = ("critical", "high", "warning")
 ALERT_STATUSES: Final = ("firing", "resolved")

@@ -113,6 +113,8 @@ class Engine:
         self.rel = Relationships(self.config.spend_window_days)
         self.rivals: dict[str, dict[str, str | None]] = {}  # entity -> rival -> sector
         self.entities: dict[str, tuple[str, ...]] = {}  # id -> (name, *aliases): one tuple
+        self.identifiers: dict[str, tuple[tuple[str, str], ...]] = {}  # id -> (scheme, id)s
+        self.identified: dict[tuple[str, str], str] = {}  # (scheme, id) -> the entity id
         self.seen = Applied()
         self.watermark: int | None = None
         self.open: dict[str, OpenConflict] = {}
@@ -251,6 +253,14 @@ class Engine:
             cid = data[0]
             if cid not in self.rel.contracts:
                 return Rejection("unknown_contract", f"no contract {cid!r} was signed")
+        if etype == "entity.registered":
+            entity = data[0]
+            for pair in data[3]:
+                holder = self.identified.get(pair)
+                if holder is not None and holder != entity:
+                    return Rejection(
+                        "identifier_clash", f"{pair[0]} {pair[1]!r} already names {holder!r}"
+                    )
         return None
 
     # -- handlers (state changes; each marks what it may have changed) --------------------
@@ -335,8 +345,17 @@ class Engine:
                     triples.add((c.client, c.vendor, c.rival))
 
     def _on_entity(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
-        entity, name, aliases = data
-        self.entities[sys.intern(entity)] = (name, *aliases)
+        """Registering again replaces the name, the aliases and the identifiers (SPEC v2 §1;
+        `_check` refused an identifier that names another entity)."""
+        entity, name, aliases, identifiers = data
+        entity = sys.intern(entity)
+        self.entities[entity] = (name, *aliases)
+        for pair in self.identifiers.pop(entity, ()):
+            del self.identified[pair]
+        if identifiers:
+            self.identifiers[entity] = identifiers
+            for pair in identifiers:
+                self.identified[pair] = entity
 
     # -- exposure cache ---------------------------------------------------------------------
 
