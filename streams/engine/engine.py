@@ -124,6 +124,12 @@ class Engine:
         self._readers: dict[str, set[str]] = {}
         self._open_pairs: dict[tuple[str, str], set[str]] = {}  # (client, vendor) -> rivals
         self._allocations: list[Allocation] = []  # this event's, for its Outcome
+        # Keep the held graph's paths in every exposure only where a rule reads `pending`;
+        # otherwise held stakes are computed when a record or a query prints them (once per
+        # rival and ownership change), and an ownership event walks one graph, not two.
+        self._track_held = self.config.severity.reads("pending")
+        self._held_cache: dict[str, tuple[int, dict[str, float] | None]] = {}
+        self._ownership_changes = 0  # the held cache's clock
 
     # -- entry points --------------------------------------------------------------------
 
@@ -271,6 +277,7 @@ class Engine:
         change = graph.apply(owner, asset, percent, status, t)
         if change is None:
             return
+        self._ownership_changes += 1
         readers = self._readers
         roots = readers.get(owner, ())
         if change.rescaled:
@@ -362,7 +369,7 @@ class Engine:
     def _exposure(self, root: str) -> Exposure:
         exposure = self._exposures.get(root)
         if exposure is None:
-            exposure = self._exposures[root] = self.graph.exposure(root)
+            exposure = self._exposures[root] = self.graph.exposure(root, self._track_held)
             for entity in exposure.touched:
                 self._readers.setdefault(entity, set()).add(root)
         return exposure
@@ -505,11 +512,10 @@ class Engine:
         contracts, sensitive = self._relationship(client, vendor, {} if memo is None else memo)
         if contracts is None:
             return None  # the relationship is not active
+        # `pending` only where a rule reads it (else its held stake is not kept)
+        pending = self._track_held and not meets_threshold(exposure.held_stake(vendor), threshold)
         return self.config.severity.classify_values(
-            stake,
-            vendor in exposure.controlled,
-            sensitive,
-            not meets_threshold(exposure.held_stake(vendor), threshold),
+            stake, vendor in exposure.controlled, sensitive, pending
         )
 
     def _record(
@@ -545,7 +551,7 @@ class Engine:
             ((round(s, 6), p) for s, p in exposure.paths.get(vendor, ())),
             key=lambda sp: (-sp[0], sp[1]),
         )
-        stake, controlled, pending = self._stake_figures(exposure, vendor)
+        stake, controlled, pending = self._stake_figures(rival, exposure, vendor)
         return Figures(
             stake=stake,
             controlled=controlled,
@@ -561,16 +567,34 @@ class Engine:
         `figures` gives them, without the paths and contracts: what the dashboards refresh
         every second for every open conflict (figures that move without a transition)."""
         return (
-            *self._stake_figures(self._read_exposure(rival), vendor),
+            *self._stake_figures(rival, self._read_exposure(rival), vendor),
             self.spend_365d(client, vendor),
         )
 
-    def _stake_figures(self, exposure: Exposure, vendor: str) -> tuple[float, bool, bool]:
+    def _stake_figures(
+        self, rival: str, exposure: Exposure, vendor: str
+    ) -> tuple[float, bool, bool]:
+        held = self._held_stakes(rival, exposure)
         return (
             round(exposure.stake(vendor), 6),
             vendor in exposure.controlled,
-            not self.config.meets_threshold(exposure.held_stake(vendor)),
+            not self.config.meets_threshold(
+                exposure.stake(vendor) if held is None else held.get(vendor, 0.0)
+            ),
         )
+
+    def _held_stakes(self, root: str, exposure: Exposure) -> dict[str, float] | None:
+        """`root`'s stakes in the held graph (None: equal to the effective ones), from the
+        exposure where it keeps them, else computed once per ownership change."""
+        if exposure.held_tracked:
+            return exposure.held_stakes
+        cached = self._held_cache.get(root)
+        if cached is None or cached[0] != self._ownership_changes:
+            cached = self._held_cache[root] = (
+                self._ownership_changes,
+                self.graph.held_stakes_of(root),
+            )
+        return cached[1]
 
     def _read_exposure(self, root: str) -> Exposure:
         """The cached exposure itself (never changed by the readers here), or one computed
@@ -596,10 +620,11 @@ class Engine:
         cached = self._exposures.get(root)
         if cached is None:
             return self.graph.exposure(root)
+        held = self._held_stakes(root, cached)
         return Exposure(
             dict(cached.paths),
             dict(cached.stakes),
-            None if cached.held_stakes is None else dict(cached.held_stakes),
+            None if held is None else dict(held),
             None if cached.held_paths is None else dict(cached.held_paths),
             set(cached.controlled),
             set(cached.touched),
@@ -659,7 +684,8 @@ class Engine:
                 intern(b)
 
 
-_FROM_CONFIG = ("config",)  # set by __init__ from the config: not state
+# set by __init__ (from the config, or empty): not state
+_FROM_CONFIG = ("config", "_track_held", "_held_cache")
 
 
 def _future(t: int, now: int) -> Rejection:
