@@ -14,9 +14,11 @@ from aiohttp import web
 
 from streams.api import MAX_BODY, build_api, page_handler
 from streams.api.auth import Access
+from streams.api.events import KafkaSink
 
 if TYPE_CHECKING:
     from streams.agents.worker import Worker
+    from streams.kafka.archive import Archive
     from streams.metrics import Metrics
 
 __all__ = ["WORKER", "build_app"]
@@ -30,9 +32,17 @@ def build_app(
     *,
     api_token: str | None = None,
     access: Access | None = None,
+    archive: Archive | None = None,
 ) -> web.Application:
+    """``archive``: embedded mode's archive, which posted events are appended to first."""
     app = web.Application(client_max_size=MAX_BODY)
     app[WORKER] = worker
+    sink = KafkaSink(worker.options.bootstrap, worker.options.client, archive)
+
+    async def close_sink(app: web.Application) -> None:
+        await sink.close()
+
+    app.on_cleanup.append(close_sink)
 
     async def healthz(request: web.Request) -> web.Response:
         if worker.failure is not None:
@@ -52,7 +62,10 @@ def build_app(
         return web.json_response(body, status=200 if ready else 503)
 
     app.router.add_get("/", page_handler)
-    app.add_subapp("/v1", build_api(worker, api_token=api_token, access=access))
+    app.add_subapp(
+        "/v1",
+        build_api(worker, api_token=api_token, access=access, events=(sink, worker.names)),
+    )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     if metrics is not None:

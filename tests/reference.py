@@ -78,7 +78,7 @@ DATA_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "spend.recorded": (frozenset({"client", "vendor", "amount"}), frozenset({"contract_id"})),
     "rivalry.declared": (frozenset({"a", "b"}), frozenset({"sector"})),
     "rivalry.withdrawn": (frozenset({"a", "b"}), frozenset({"sector"})),
-    "entity.registered": (frozenset({"id", "name"}), frozenset({"aliases"})),
+    "entity.registered": (frozenset({"id", "name"}), frozenset({"aliases", "identifiers"})),
 }
 
 
@@ -344,8 +344,33 @@ def _validate_data(event_type: str, data: dict[str, object]) -> dict[str, object
             or not all(isinstance(alias, str) and alias for alias in aliases)
         ):
             raise _schema("aliases must be a list of non-empty strings")
-        return {"id": _slug(data["id"], "id")}
+        return {"id": _slug(data["id"], "id"), "identifiers": _identifiers(data)}
     raise AssertionError(event_type)  # pragma: no cover - EVENT_TYPES is exhaustive
+
+
+SCHEME = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)+")
+
+
+def _identifiers(data: dict[str, object]) -> list[tuple[str, str]]:
+    """SPEC v2 §1: a list of {scheme, id}; the scheme an org-id.guide code."""
+    given = data.get("identifiers", [])
+    if not isinstance(given, list) or len(given) > 64:
+        raise _schema("identifiers must be a list of at most 64")
+    out = []
+    for item in given:
+        if not isinstance(item, dict) or set(item) != {"scheme", "id"}:
+            raise _schema("an identifier is {scheme, id}")
+        scheme = item["scheme"]
+        if (
+            not isinstance(scheme, str)
+            or not 2 <= len(scheme) <= 32
+            or not SCHEME.fullmatch(scheme)
+        ):
+            raise _schema("identifier scheme must be an org-id.guide code")
+        pair = (scheme, _bounded_text(item["id"], "identifier id", 256))
+        if pair not in out:
+            out.append(pair)
+    return out
 
 
 def _check_same_party(event_type: str, data: dict[str, object]) -> None:
@@ -392,6 +417,7 @@ class State:
     contracts: dict[str, Contract] = field(default_factory=dict)
     spend: list[tuple[str, str, int, float]] = field(default_factory=list)
     rivalries: set[frozenset[str]] = field(default_factory=set)
+    identified: dict[tuple[str, str], str] = field(default_factory=dict)
     watermark: int | None = None
 
 
@@ -411,6 +437,11 @@ def check_against_state(state: State, event: Event) -> None:
     elif event.type in ("contract.amended", "contract.terminated"):
         if data["contract_id"] not in state.contracts:
             raise Rejected("unknown_contract", str(data["contract_id"]))
+    elif event.type == "entity.registered":
+        for pair in data["identifiers"]:
+            holder = state.identified.get(pair, data["id"])
+            if holder != data["id"]:  # one identifier, two ids: SPEC v2 §1
+                raise Rejected("identifier_clash", f"{pair} names {holder}")
     elif event.type == "spend.recorded" and data["contract_id"] is not None:
         contract = state.contracts.get(data["contract_id"])
         if contract is None:
@@ -459,7 +490,13 @@ def apply(state: State, event: Event) -> None:
         state.rivalries.add(frozenset((data["a"], data["b"])))
     elif event.type == "rivalry.withdrawn":
         state.rivalries.discard(frozenset((data["a"], data["b"])))
-    # entity.registered: display names only; nothing that conflicts depend on.
+    elif event.type == "entity.registered":
+        # Display names and identifiers; nothing that conflicts depend on. Registering
+        # again replaces the identifiers.
+        for pair in [p for p, holder in state.identified.items() if holder == data["id"]]:
+            del state.identified[pair]
+        for pair in data["identifiers"]:
+            state.identified[pair] = data["id"]
 
 
 # ---------------------------------------------------------------------------- evaluation

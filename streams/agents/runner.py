@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from streams.agents.delivery import DeliveryAgent, DeliveryOptions
 from streams.agents.worker import Worker, WorkerOptions, tune_gc
 from streams.api.auth import Access
+from streams.kafka.archive import Archive
 from streams.metrics import Metrics
 from streams.web import build_app
 
@@ -35,6 +36,7 @@ async def serve(
     stop: asyncio.Event | None = None,
     delivery: DeliveryOptions | None = None,
     broker_gone: Callable[[], Awaitable[bool]] | None = None,
+    archive: Archive | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT (or ``stop``); returns the process exit code.
 
@@ -56,9 +58,8 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
     runner = None
     if web_port is not None:
-        runner = web.AppRunner(
-            build_app(worker, metrics, api_token=api_token, access=access), access_log=None
-        )
+        app = build_app(worker, metrics, api_token=api_token, access=access, archive=archive)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, web_host, web_port)
         await site.start()

@@ -57,6 +57,7 @@ from streams.engine.provenance import Provenance
 from streams.engine.records import format_time
 from streams.events import Rejection, decode
 from streams.events.fast import fast_decode, flatten
+from streams.events.kafka_binding import cloudevent_headers, structured
 from streams.kafka.clients import make_consumer, make_producer
 from streams.kafka.headers import alert_headers, dead_letter_headers
 from streams.kafka.partitions import read_to_end
@@ -372,16 +373,21 @@ class Worker:
                 self.counts["skipped"] += 1
                 continue
             raw = r.value or b""
+            if r.headers:  # binary content mode: the same event, structured (SPEC v2 §1)
+                raw = structured(raw, r.headers)
+                if type(raw) is Rejection:
+                    self._rejected(r, raw, None, out)
+                    continue
             flat = fast_decode(raw)
             if flat is None:
                 event = decode(raw)
                 if isinstance(event, Rejection):
-                    self._rejected(r, raw, event, None, out)
+                    self._rejected(r, event, None, out)
                     continue
                 flat = flatten(event)
             outcome = apply_flat(flat, now)
             if outcome.rejection is not None:
-                self._rejected(r, raw, outcome.rejection, flat[0], out)
+                self._rejected(r, outcome.rejection, flat[0], out)
                 continue
             observe(flat)
             n_applied += 1
@@ -415,19 +421,20 @@ class Worker:
     def _rejected(
         self,
         r: Any,
-        raw: bytes,
         rejection: Rejection,
         event_type: str | None,
         out: list[tuple[str, bytes, bytes | None, list]],
     ) -> None:
-        """Dead-letter a rejected record (if its partition is ours) and count it."""
+        """Dead-letter a rejected record (if its partition is ours) and count it: the
+        original value and headers (a binary record's attributes), then the reason."""
         self.counts["rejected"] += 1
         owned = r.partition % self.n_leases in self.leases
         if owned:
-            headers = dead_letter_headers(
+            reason = dead_letter_headers(
                 rejection, source_topic=r.topic, partition=r.partition, offset=r.offset
             )
-            out.append((self.names.dead_letter, raw, r.key, headers))
+            headers = [*(r.headers or ()), *reason]
+            out.append((self.names.dead_letter, r.value or b"", r.key, headers))
             log.warning(
                 "dead letter",
                 reason=str(rejection),
@@ -475,13 +482,25 @@ class Worker:
                 partition=r.partition,
                 offset=r.offset,
             )
-            out.append(
-                (self.names.alerts, record.to_json(), record.dedup_key.encode(), alert_headers(r))
+            headers = alert_headers(r) + self._cloudevent(
+                record, f"{r.topic}/{r.partition}/{r.offset}"
             )
+            out.append((self.names.alerts, record.to_json(), record.dedup_key.encode(), headers))
             if metrics is not None:
                 metrics.observe_alert(
                     record.status, record.severity, max(wall - r.timestamp / 1000, 0.0)
                 )
+
+    def _cloudevent(self, record: AlertRecord, cause: str) -> list[tuple[str, bytes]]:
+        """The record's CloudEvents attributes (binary mode, docs/architecture.md): id
+        unique per record and the same when a replay publishes it again."""
+        return cloudevent_headers(
+            record.status,
+            f"/stakewatch/{self.names.prefix}",
+            f"{cause}/{record.dedup_key}",
+            record.event_time,
+            record.dedup_key,
+        )
 
     async def _failed_sends(self) -> bool:
         """Prune acknowledged sends; on a failed one, rewind to the last checkpoint."""
@@ -754,8 +773,13 @@ class Worker:
         for doc in stale:
             resolved = {**doc, "status": "resolved", "event_id": "rebuild", "event_time": stamp}
             key = doc["dedup_key"]
+            headers = cloudevent_headers(
+                "resolved", f"/stakewatch/{self.names.prefix}", f"rebuild/{stamp}/{key}", stamp, key
+            )
             self._futures.append(
-                await producer.send(self.names.alerts, orjson.dumps(resolved), key=key.encode())
+                await producer.send(
+                    self.names.alerts, orjson.dumps(resolved), key=key.encode(), headers=headers
+                )
             )
             self.counts["alerts_resolved"] += 1
             log.info(
@@ -783,12 +807,18 @@ class Worker:
         if now - self._last_export < 1.0:
             return
         self._last_export = now
-        figures = self.engine.figures
+        headline = self.engine.headline
         # Figures move without a transition (spend ages, an announced stake closes: no alert
         # record), so the dashboards get them at the watermark, as /v1/conflicts shows them.
-        m.set_conflicts(
-            [dataclasses.replace(r, **figures(r.client, r.vendor, r.rival)._asdict()) for r in mine]
-        )
+        refreshed = []
+        for r in mine:
+            stake, controlled, pending, spend = headline(r.client, r.vendor, r.rival)
+            refreshed.append(
+                dataclasses.replace(
+                    r, stake=stake, controlled=controlled, pending=pending, spend_365d=spend
+                )
+            )
+        m.set_conflicts(refreshed)
         m.set_table_sizes(
             {
                 "holdings": len(self.engine.graph.holdings),

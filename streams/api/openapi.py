@@ -165,6 +165,56 @@ SCHEMAS: dict[str, Any] = {
             "names": _NAMES,
         }
     ),
+    "Entity": _obj(
+        {
+            "entity": {"type": "string"},
+            "watermark": _TIME,
+            "registered": {
+                "type": "boolean",
+                "description": "false: events name the entity, none registered it",
+            },
+            "name": {"type": "string", "nullable": True},
+            "aliases": _STR_LIST,
+            "identifiers": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "scheme": {"type": "string", "description": "org-id.guide code"},
+                        "id": {"type": "string"},
+                    }
+                ),
+            },
+        }
+    ),
+    "PostedEvents": _obj(
+        {
+            "accepted": {"type": "integer", "description": "events published"},
+            "ids": _STR_LIST,
+            "duplicates": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "ids already applied (or repeated in the body): not published",
+            },
+        }
+    ),
+    "PostedEventErrors": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {"type": "string"},
+            "events": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "index": {"type": "integer"},
+                        "code": {"type": "string"},
+                        "reason": {"type": "string"},
+                    }
+                ),
+                "description": "each event that does not decode (absent for body errors)",
+            },
+        },
+    },
     "Owners": _obj(
         {
             "entity": {"type": "string"},
@@ -439,6 +489,12 @@ def openapi_document() -> dict[str, Any]:
                 _answer("Exposure"),
                 {**_400, **_404},
             ),
+            "/v1/entities/{id}": _get(
+                "An entity's display name, aliases and registry identifiers",
+                [_path("id")],
+                _answer("Entity"),
+                {**_400, **_404},
+            ),
             "/v1/entities/{id}/owners": _get(
                 "Effective owners of an entity, with their paths",
                 [_path("id")],
@@ -461,6 +517,37 @@ def openapi_document() -> dict[str, Any]:
                 _answer("Explanation"),
                 {**_400, **_404},
             ),
+            "/v1/events": {
+                "post": {
+                    "summary": "Publish CloudEvents to their topics (all or nothing; needs a "
+                    "token with write rights)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/cloudevents-batch+json": {
+                                "schema": {
+                                    "type": "array",
+                                    "items": {},
+                                    "description": "at most 1000 events (more: 413)",
+                                }
+                            },
+                            "application/cloudevents+json": {"schema": {"type": "object"}},
+                            "application/x-ndjson": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "responses": {
+                        "202": _answer("PostedEvents"),
+                        "400": {
+                            "description": "an event that does not decode: none published",
+                            "content": {"application/json": {"schema": _ref("PostedEventErrors")}},
+                        },
+                        **_401,
+                        "403": {"description": "the token may not write", **_ERR},
+                        "413": {"description": "over 1 MiB or 1000 events", **_ERR},
+                        "415": {"description": "another media type", **_ERR},
+                    },
+                }
+            },
             "/v1/what-if": {
                 "post": {
                     "summary": "Apply hypothetical events to a copy of the state: conflicts "

@@ -22,11 +22,13 @@ from aiohttp import web
 
 from streams import query
 from streams.api.auth import Access, bearer_middleware, scope_of
+from streams.api.events import EventSink, post_events_handler
 from streams.api.live import LiveFeed, stream_handler
 from streams.api.openapi import openapi_document
 from streams.api.params import ApiError, QueryParams, slug
 from streams.engine import AlertRecord, Engine
 from streams.engine.provenance import Provenance
+from streams.kafka.topics import TopicNames
 
 __all__ = ["MAX_BODY", "QueryState", "build_api"]
 
@@ -79,11 +81,14 @@ def build_api(
     api_token: str | None = None,
     access: Access | None = None,
     live_interval: float = 0.2,
+    events: tuple[EventSink, TopicNames] | None = None,
 ) -> web.Application:
-    """The ``/v1`` sub-application over `state` (read at each request: it may be swapped).
+    """The ``/v1`` sub-application over `state` (read at each request: it may be swapped);
+    with `events` (where to publish, the topic names), ``POST /v1/events`` too.
 
-    `access` holds the tokens and what each may see; `api_token` alone is the one token that
-    sees everything (``STAKEWATCH_API_TOKEN``); neither: the API is open (loopback only)."""
+    `access` holds the tokens and what each may see (and whether it may write);
+    `api_token` alone is the one token that sees everything (``STAKEWATCH_API_TOKEN``);
+    neither: the API is open to read (loopback only) and closed to writes."""
     access = access if access is not None else Access.of(api_token)
     api = web.Application(middlewares=[_errors, bearer_middleware(access)])
     feed = LiveFeed(state, live_interval)
@@ -120,6 +125,11 @@ def build_api(
         QueryParams(request, set())
         client = slug(request.match_info["client"], "client")
         return _json(query.client_exposure(state.engine, client, scope_of(request)))
+
+    async def entity(request: web.Request) -> web.Response:
+        QueryParams(request, set())
+        entity = slug(request.match_info["id"], "id")
+        return _json(query.entity(state.engine, entity, scope_of(request)))
 
     async def owners(request: web.Request) -> web.Response:
         QueryParams(request, set())
@@ -178,6 +188,7 @@ def build_api(
     api.router.add_get("/conflicts", conflicts)
     api.router.add_get("/conflicts/resolved", resolved)
     api.router.add_get("/exposure/{client}", exposure)
+    api.router.add_get("/entities/{id}", entity)
     api.router.add_get("/entities/{id}/owners", owners)
     api.router.add_get("/entities/{id}/holdings", holdings)
     api.router.add_get("/explain", explain)
@@ -185,6 +196,8 @@ def build_api(
     api.router.add_get("/alternatives", alternatives)
     api.router.add_get("/stream", stream)
     api.router.add_get("/openapi.json", openapi)
+    if events is not None:  # the one write: streams/api/events.py
+        api.router.add_post("/events", post_events_handler(state, *events, api_token))
     return api
 
 

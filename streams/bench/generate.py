@@ -9,6 +9,7 @@ is the firehose a deployment sees: 80 % spend, 15 % contract events, 5 % ownersh
 from __future__ import annotations
 
 import datetime as dt
+import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,6 +94,7 @@ def generate(p: StreamParams) -> Iterator[bytes]:
     contracts: list[tuple[str, str, str]] = []
     live: list[int] = []
     pool = _holding_pool(rng, labs, funds, vendors)
+    claims: dict[str, dict[str, tuple[float, float]]] = {}  # asset -> owner -> (held, pending)
     for _ in range(p.events - min(len(header), p.events)):
         n += 1
         t += step * rng.uniform(0.5, 1.5)
@@ -140,7 +142,21 @@ def generate(p: StreamParams) -> Iterator[bytes]:
                 owner, asset = rng.choice(labs + funds), rng.choice(vendors)
                 pool.append((owner, asset))
             status = rng.choices(("closed", "announced", "cancelled"), (6, 3, 1))[0]
-            percent = 0 if rng.random() < 0.1 else round(rng.uniform(1, 60), 1)
+            # a register's cap table adds up to at most 100 %: each holding is priced within
+            # what the asset's other holders leave, held or announced (over-allocation is
+            # the hostile bench's, streams/bench/hostile.py)
+            table = claims.setdefault(asset, {})
+            room = 100 - sum(max(v) for o, v in table.items() if o != owner)
+            percent = 0.0
+            if rng.random() >= 0.1 and room >= 1:
+                percent = math.floor(rng.uniform(1, min(60, room)) * 10) / 10
+            held, _ = table.get(owner, (0.0, 0.0))
+            if status == "closed":
+                table[owner] = (percent, 0.0)
+            elif status == "announced":
+                table[owner] = (held, percent)
+            else:
+                table[owner] = (held, 0.0)
             yield _event(
                 n,
                 "ownership.stake",

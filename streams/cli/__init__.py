@@ -3,9 +3,9 @@
 One module per concern, each command a plain function registered here, in help order:
 ``offline`` (files: schema, backtest, explain, whatif), ``worker`` (worker, demo),
 ``kafka`` (broker, topics, replay, alerts, dead-letters, rebuild), ``bench`` (bench,
-chaos); ``common`` holds the options and the one-line failures they share, ``serve`` what
-``stakewatch worker`` runs. Command modules import their adapters inside the command, so
-``stakewatch --version`` loads none of them.
+chaos), and ``import`` (streams/imports/cli.py); ``common`` holds the options and the
+one-line failures they share, ``serve`` what ``stakewatch worker`` runs. Command modules
+import their adapters inside the command, so ``stakewatch --version`` loads none of them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from streams.cli import bench, kafka, offline, worker
+from streams.imports.cli import import_app
 
 __all__ = ["app", "main"]
 
@@ -58,6 +59,7 @@ app.command("broker")(kafka.broker_cmd)
 topics_app = typer.Typer(no_args_is_help=True, help="The Kafka topics Stakewatch uses.")
 app.add_typer(topics_app, name="topics")
 topics_app.command("create")(kafka.topics_create)
+app.add_typer(import_app, name="import")
 app.command()(kafka.replay)
 app.command()(kafka.alerts)
 app.command("dead-letters")(kafka.dead_letters)

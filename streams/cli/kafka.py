@@ -113,6 +113,14 @@ def replay(
         Path | None,
         typer.Option("--dead-letter", help="Also write rejected lines and reasons here."),
     ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="CloudEvents content mode of the records: structured (the line as the value) "
+            "or binary (attributes as ce_ headers, data as the value).",
+        ),
+    ] = "structured",
     broker: BrokerOpt = None,
     embedded: EmbeddedOpt = False,
 ) -> None:
@@ -127,8 +135,12 @@ def replay(
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeElapsedColumn
 
     from streams.backtest import dead_letter_line
-    from streams.kafka.replay import format_summary
+    from streams.kafka.replay import MODES, format_summary
     from streams.kafka.replay import replay as run_replay
+
+    if mode not in MODES:
+        err.print(f"[red]bad option[/red] --mode: one of {', '.join(MODES)}, got {mode!r}")
+        raise typer.Exit(2)
 
     settings = settings_of(broker)
     try:
@@ -160,6 +172,7 @@ def replay(
                 progress=lambda n: bar.advance(task, n),
                 deliver=not no_deliver,
                 on_rejected=rejected,
+                mode=mode,
             )
 
     try:

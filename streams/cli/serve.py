@@ -147,6 +147,7 @@ async def _serve(settings, config, alerts, conn, members, key, access) -> int:
         access=access,
         delivery=delivery,
         broker_gone=_shared_broker_gone(settings, conn),
+        archive=conn.archive,  # POST /v1/events archives what it publishes (embedded mode)
     )
 
 

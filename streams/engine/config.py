@@ -128,6 +128,10 @@ class SeverityRules:
         rules.sort(key=lambda r: SEVERITIES.index(r[0]))
         return cls(tuple(rules))
 
+    def reads(self, kind: str) -> bool:
+        """Whether any clause has a term of this kind (`pending`, `controlled`, ...)."""
+        return any(t.kind == kind for _, clauses in self.rules for c in clauses for t in c)
+
     def classify(self, facts: Facts) -> str:
         return _compiled(self.rules)(facts.stake, facts.controlled, facts.sensitive, facts.pending)
 

@@ -114,6 +114,8 @@ class Engine:
         self.rel = Relationships(self.config.spend_window_days)
         self.rivals: dict[str, dict[str, str | None]] = {}  # entity -> rival -> sector
         self.entities: dict[str, tuple[str, ...]] = {}  # id -> (name, *aliases): one tuple
+        self.identifiers: dict[str, tuple[tuple[str, str], ...]] = {}  # id -> (scheme, id)s
+        self.identified: dict[tuple[str, str], str] = {}  # (scheme, id) -> the entity id
         self.seen = Applied()
         self.watermark: int | None = None
         self.open: dict[str, OpenConflict] = {}
@@ -123,6 +125,12 @@ class Engine:
         self._readers: dict[str, set[str]] = {}
         self._open_pairs: dict[tuple[str, str], set[str]] = {}  # (client, vendor) -> rivals
         self._allocations: list[Allocation] = []  # this event's, for its Outcome
+        # Keep the held graph's paths in every exposure only where a rule reads `pending`;
+        # otherwise held stakes are computed when a record or a query prints them (once per
+        # rival and ownership change), and an ownership event walks one graph, not two.
+        self._track_held = self.config.severity.reads("pending")
+        self._held_cache: dict[str, tuple[int, dict[str, float] | None]] = {}
+        self._ownership_changes = 0  # the held cache's clock
 
     # -- entry points --------------------------------------------------------------------
 
@@ -254,6 +262,15 @@ class Engine:
             cid = data[0]
             if cid not in self.rel.contracts:
                 return Rejection(RejectionCode.UNKNOWN_CONTRACT, f"no contract {cid!r} was signed")
+        if etype == "entity.registered":
+            entity = data[0]
+            for pair in data[3]:
+                holder = self.identified.get(pair)
+                if holder is not None and holder != entity:
+                    return Rejection(
+                        RejectionCode.IDENTIFIER_CLASH,
+                        f"{pair[0]} {pair[1]!r} already names {holder!r}",
+                    )
         return None
 
     # -- handlers (state changes; each marks what it may have changed) --------------------
@@ -264,6 +281,7 @@ class Engine:
         change = graph.apply(owner, asset, percent, status, t)
         if change is None:
             return
+        self._ownership_changes += 1
         readers = self._readers
         roots = readers.get(owner, ())
         if change.rescaled:
@@ -338,15 +356,24 @@ class Engine:
                     triples.add((c.client, c.vendor, c.rival))
 
     def _on_entity(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
-        entity, name, aliases = data
-        self.entities[sys.intern(entity)] = (name, *aliases)
+        """Registering again replaces the name, the aliases and the identifiers (SPEC v2 §1;
+        `_check` refused an identifier that names another entity)."""
+        entity, name, aliases, identifiers = data
+        entity = sys.intern(entity)
+        self.entities[entity] = (name, *aliases)
+        for pair in self.identifiers.pop(entity, ()):
+            del self.identified[pair]
+        if identifiers:
+            self.identifiers[entity] = identifiers
+            for pair in identifiers:
+                self.identified[pair] = entity
 
     # -- exposure cache ---------------------------------------------------------------------
 
     def _exposure(self, root: str) -> Exposure:
         exposure = self._exposures.get(root)
         if exposure is None:
-            exposure = self._exposures[root] = self.graph.exposure(root)
+            exposure = self._exposures[root] = self.graph.exposure(root, self._track_held)
             for entity in exposure.touched:
                 self._readers.setdefault(entity, set()).add(root)
         return exposure
@@ -489,11 +516,10 @@ class Engine:
         contracts, sensitive = self._relationship(client, vendor, {} if memo is None else memo)
         if contracts is None:
             return None  # the relationship is not active
+        # `pending` only where a rule reads it (else its held stake is not kept)
+        pending = self._track_held and not meets_threshold(exposure.held_stake(vendor), threshold)
         return self.config.severity.classify_values(
-            stake,
-            vendor in exposure.controlled,
-            sensitive,
-            not meets_threshold(exposure.held_stake(vendor), threshold),
+            stake, vendor in exposure.controlled, sensitive, pending
         )
 
     def _record(
@@ -521,7 +547,7 @@ class Engine:
         """
         now = self.watermark
         if exposure is None:
-            exposure = self.exposure_of(rival)
+            exposure = self._read_exposure(rival)
         if contracts is None:
             contracts = () if now is None else self.rel.active_contracts(client, vendor, now)
         contracts = tuple(contracts)
@@ -529,15 +555,56 @@ class Engine:
             ((shown_stake(s), p) for s, p in exposure.paths.get(vendor, ())),
             key=lambda sp: (-sp[0], sp[1]),
         )
+        stake, controlled, pending = self._stake_figures(rival, exposure, vendor)
         return Figures(
-            stake=shown_stake(exposure.stake(vendor)),
-            controlled=vendor in exposure.controlled,
-            pending=not self.config.meets_threshold(exposure.held_stake(vendor)),
+            stake=stake,
+            controlled=controlled,
+            pending=pending,
             paths=tuple((p, s) for s, p in shown),
             active_contracts=tuple(c.contract_id for c in contracts),
             data_classes=tuple(sorted({dc for c in contracts for dc in c.data_classes})),
             spend_365d=self.spend_365d(client, vendor),
         )
+
+    def headline(self, client: str, vendor: str, rival: str) -> tuple[float, bool, bool, float]:
+        """A conflict's stake, controlled, pending and spend_365d at the watermark, as
+        `figures` gives them, without the paths and contracts: what the dashboards refresh
+        every second for every open conflict (figures that move without a transition)."""
+        return (
+            *self._stake_figures(rival, self._read_exposure(rival), vendor),
+            self.spend_365d(client, vendor),
+        )
+
+    def _stake_figures(
+        self, rival: str, exposure: Exposure, vendor: str
+    ) -> tuple[float, bool, bool]:
+        held = self._held_stakes(rival, exposure)
+        return (
+            shown_stake(exposure.stake(vendor)),
+            vendor in exposure.controlled,
+            not self.config.meets_threshold(
+                exposure.stake(vendor) if held is None else held.get(vendor, 0.0)
+            ),
+        )
+
+    def _held_stakes(self, root: str, exposure: Exposure) -> dict[str, float] | None:
+        """`root`'s stakes in the held graph (None: equal to the effective ones), from the
+        exposure where it keeps them, else computed once per ownership change."""
+        if exposure.held_tracked:
+            return exposure.held_stakes
+        cached = self._held_cache.get(root)
+        if cached is None or cached[0] != self._ownership_changes:
+            cached = self._held_cache[root] = (
+                self._ownership_changes,
+                self.graph.held_stakes_of(root),
+            )
+        return cached[1]
+
+    def _read_exposure(self, root: str) -> Exposure:
+        """The cached exposure itself (never changed by the readers here), or one computed
+        for an entity no rival's exposure covers."""
+        cached = self._exposures.get(root)
+        return cached if cached is not None else self.graph.exposure(root)
 
     def spend_365d(self, client: str, vendor: str) -> float:
         """The pair's spend_365d at the watermark, rounded as alert records print it (alone:
@@ -557,10 +624,11 @@ class Engine:
         cached = self._exposures.get(root)
         if cached is None:
             return self.graph.exposure(root)
+        held = self._held_stakes(root, cached)
         return Exposure(
             dict(cached.paths),
             dict(cached.stakes),
-            None if cached.held_stakes is None else dict(cached.held_stakes),
+            None if held is None else dict(held),
             None if cached.held_paths is None else dict(cached.held_paths),
             set(cached.controlled),
             set(cached.touched),
@@ -620,7 +688,8 @@ class Engine:
                 intern(b)
 
 
-_FROM_CONFIG = ("config",)  # set by __init__ from the config: not state
+# set by __init__ (from the config, or empty): not state
+_FROM_CONFIG = ("config", "_track_held", "_held_cache")
 
 
 def _future(t: int, now: int) -> Rejection:

@@ -127,6 +127,9 @@ class Exposure:
     # both grow in place as holdings change (a copy is the caller's to make: exposure_of)
     controlled: set[str] = field(default_factory=set)
     touched: set[str] = field(default_factory=set)  # entities whose out-holdings it read
+    # False: the held graph's paths are not kept (the rule set never reads `pending`); the
+    # engine computes held stakes when a record or a query needs them (`held_stakes_of`)
+    held_tracked: bool = True
 
     def stake(self, target: str) -> float:
         return self.stakes.get(target, 0.0)
@@ -145,11 +148,12 @@ def _stakes(paths: dict[str, list[tuple[float, Path]]]) -> dict[str, float]:
 
 
 def facts(exposure: Exposure, target: str) -> tuple[float, bool, float]:
-    """What a conflict's existence and severity read from one exposure."""
+    """What a conflict's existence and severity read from one exposure (the held stake only
+    where it is kept: where it is not, no rule reads it)."""
     return (
         judged_stake(exposure.stake(target)),
         target in exposure.controlled,
-        judged_stake(exposure.held_stake(target)),
+        judged_stake(exposure.held_stake(target)) if exposure.held_tracked else 0.0,
     )
 
 
@@ -309,18 +313,32 @@ class OwnershipGraph:
         """asset -> {owner: effective percent > 0}, built on demand."""
         return Rows(self, inbound=True, held=False)
 
-    def exposure(self, root: str) -> Exposure:
-        """Effective stakes of `root` in everything it reaches, with paths and control."""
+    def exposure(self, root: str, track_held: bool = True) -> Exposure:
+        """Effective stakes of `root` in everything it reaches, with paths and control; and
+        the held graph's paths, unless `track_held` is False."""
         paths, touched = self._paths(root, held=False)
         held_stakes = held_paths = None
-        if self.pending_count:
+        if self.pending_count and track_held:
             held_paths, held_touched = self._paths(root, held=True)
             touched |= held_touched
             held_stakes = _stakes(held_paths)
         controlled = set(self.controlled_by(root))
         return Exposure(
-            paths, _stakes(paths), held_stakes, held_paths, controlled, touched | controlled
+            paths,
+            _stakes(paths),
+            held_stakes,
+            held_paths,
+            controlled,
+            touched | controlled,
+            track_held,
         )
+
+    def held_stakes_of(self, root: str) -> dict[str, float] | None:
+        """`root`'s stakes in the held graph (closed holdings only), from scratch; None
+        while no holding is pending anywhere (the held graph is the effective one)."""
+        if not self.pending_count:
+            return None
+        return _stakes(self._paths(root, held=True)[0])
 
     def _paths(self, root: str, held: bool) -> tuple[dict[str, list[tuple[float, Path]]], set[str]]:
         """All simple paths from root whose running stake stays at or above the floor, in
@@ -546,7 +564,8 @@ class OwnershipGraph:
             if (prefixes := own if owner == root else exp.paths.get(owner))
         ]
         held_work = []
-        if self.pending_count:
+        tracked = exp.held_tracked
+        if self.pending_count and tracked:
             held_paths = exp.held_paths if exp.held_paths is not None else exp.paths
             held_work = [
                 (prefixes, before, after)
@@ -561,7 +580,7 @@ class OwnershipGraph:
         if not eff_work and not held_work and not recontrol:
             # Nothing this exposure reads moved; only the held graph's bookkeeping follows
             # the rule below (held_paths None while it would equal the effective paths).
-            if not self.pending_count:
+            if not self.pending_count or not tracked:
                 exp.held_paths = exp.held_stakes = None
             return _NO_FACTS, _NO_ENTITIES
         eff_old, eff_new = self._rework(asset, eff_work, held=False)
@@ -584,12 +603,12 @@ class OwnershipGraph:
             for target in targets
         }
         # -- from here on, exp changes --
-        if not self.pending_count:
-            exp.held_paths = exp.held_stakes = None  # no announcement anywhere: one graph
+        if not self.pending_count or not tracked:
+            exp.held_paths = exp.held_stakes = None  # one graph, or the held one not kept
         elif exp.held_paths is None:
             exp.held_paths, exp.held_stakes = dict(exp.paths), dict(exp.stakes)
         _swap(exp.paths, exp.stakes, eff_old, eff_new)
-        if self.pending_count and (held_old or held_new):
+        if held_old or held_new:
             assert exp.held_paths is not None and exp.held_stakes is not None
             _swap(exp.held_paths, exp.held_stakes, held_old, held_new)
         if recontrol == _GROW:

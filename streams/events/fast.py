@@ -22,7 +22,9 @@ Flat form: `(type, source, id, time in µs since the epoch UTC, data)` where `da
 - `contract.terminated`: `(contract_id,)`
 - `spend.recorded`: `(client, vendor, amount, contract_id)`
 - `rivalry.declared` / `rivalry.withdrawn`: `(a, b, sector)`
-- `entity.registered`: `(id, name, aliases)`
+- `entity.registered`: `(id, name, aliases, identifiers)` — `identifiers` a tuple of
+  `(scheme, id)` pairs, each once, in the order given (the fast path takes only events
+  without identifiers: they are rare)
 """
 
 from __future__ import annotations
@@ -108,7 +110,9 @@ def flatten(event: Event) -> Flat:
         data = (event.data.a, event.data.b, event.data.sector)
     else:
         assert isinstance(event, EntityRegistered)
-        data = (event.data.id, event.data.name, tuple(event.data.aliases))
+        d = event.data
+        pairs = tuple(dict.fromkeys((i.scheme, i.id) for i in d.identifiers))
+        data = (d.id, d.name, tuple(d.aliases), pairs)
     return (etype, event.source, event.id, to_micros(event.time), data)
 
 
@@ -466,7 +470,7 @@ def _entity(d: dict) -> tuple | None:
     name = d.get("name")
     if entity is None or not _text(name, 256):
         return None
-    return (entity, name, aliases)
+    return (entity, name, aliases, ())
 
 
 _DATA = {

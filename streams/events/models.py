@@ -19,6 +19,7 @@ __all__ = [
     "ContractTerminated",
     "EntityRegistered",
     "Event",
+    "Identifier",
     "OwnershipStake",
     "RivalryDeclared",
     "RivalryWithdrawn",
@@ -26,6 +27,7 @@ __all__ = [
 ]
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
+SCHEME_PATTERN = r"^[A-Z0-9]+(-[A-Z0-9]+)+$"  # org-id.guide list codes: XI-LEI, GB-COH
 MAX_MONEY = 1e15
 
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
@@ -95,10 +97,19 @@ class RivalryData(_Strict):
     sector: Text | None = None
 
 
+class Identifier(_Strict):
+    """A registry identifier: an org-id.guide scheme (``XI-LEI``, ``GB-COH``) and the id
+    the registry gives (SPEC v2 §1)."""
+
+    scheme: Annotated[str, Field(min_length=2, max_length=32, pattern=SCHEME_PATTERN)]
+    id: Text
+
+
 class EntityData(_Strict):
     id: Slug
     name: Text
     aliases: Annotated[tuple[Text, ...], Field(max_length=64)] = ()
+    identifiers: Annotated[tuple[Identifier, ...], Field(max_length=64)] = ()
 
 
 class _Envelope(BaseModel):

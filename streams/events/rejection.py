@@ -26,6 +26,7 @@ class RejectionCode(StrEnum):
     UNKNOWN_CONTRACT = "unknown_contract"
     CONTRACT_EXISTS = "contract_exists"
     CONTRACT_MISMATCH = "contract_mismatch"
+    IDENTIFIER_CLASH = "identifier_clash"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,10 @@ mode) and handed to the producer as record batches; one flush at the end waits f
 copies it onto the alert records those events cause, and the delivery agent records them
 in the notification log as told without sending them. That is how old history is loaded
 into a fresh deployment without paging anyone (docs/alerts.md).
+
+``mode`` picks the CloudEvents content mode of the records (SPEC v2 §1): ``structured``
+(the line as the value, ``content-type: application/cloudevents+json``) or ``binary`` (the
+attributes as ``ce_`` headers, the data as the value; ``streams.events.kafka_binding``).
 """
 
 from __future__ import annotations
@@ -26,13 +30,23 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from streams.events import Rejection, decode
+from streams.events.kafka_binding import CONTENT_TYPE, STRUCTURED, to_binary
 from streams.kafka.archive import ArchivedRecord
 from streams.kafka.connect import Connection
 from streams.kafka.headers import QUIET, dead_letter_headers
 from streams.kafka.publish import make_producer
 from streams.kafka.topics import route
 
-__all__ = ["DEAD_LETTER_MAX_VALUE", "ReplaySummary", "format_summary", "read_blocks", "replay"]
+__all__ = [
+    "DEAD_LETTER_MAX_VALUE",
+    "MODES",
+    "ReplaySummary",
+    "format_summary",
+    "read_blocks",
+    "replay",
+]
+
+MODES = ("structured", "binary")
 
 # A dead letter keeps the original bytes; beyond this (far above MAX_RECORD_BYTES, so only
 # junk) it keeps a prefix and says so in a header, since Kafka refuses records over ~1 MB.
@@ -78,16 +92,22 @@ async def replay(
     progress: Callable[[int], None] | None = None,
     deliver: bool = True,
     on_rejected: Callable[[int, bytes, Rejection], None] | None = None,
+    mode: str = "structured",
 ) -> ReplaySummary:
     """Publish every line of ``source``; return the counts. ``progress(n)``: n bytes consumed;
     ``deliver=False``: the alerts these events cause are recorded, never sent;
-    ``on_rejected(line number, raw, rejection)`` for each line dead-lettered."""
+    ``on_rejected(line number, raw, rejection)`` for each line dead-lettered; ``mode``: the
+    records' CloudEvents content mode."""
     if rate is not None and rate <= 0:
         raise ValueError(f"rate must be > 0, got {rate}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    binary = mode == "binary"
     names = conn.names
     summary = ReplaySummary(dead_letter_topic=names.dead_letter)
     extra = [("source_file", source_name.encode())] if source_name else []
     quiet = () if deliver else (QUIET,)
+    structured = ((CONTENT_TYPE, STRUCTURED.encode()), *quiet)
     started = time.perf_counter()
     producer = make_producer(conn.bootstrap, conn.client_options, linger_ms=0 if rate else 5)
     try:
@@ -111,7 +131,12 @@ async def replay(
                     continue
                 topic, key = route(names, event)
                 summary.published[topic] += 1
-                records.append(ArchivedRecord(topic, key, raw, event_time_ms(event.time), quiet))
+                stamp = event_time_ms(event.time)
+                if binary:
+                    headers, value = to_binary(raw)
+                    records.append(ArchivedRecord(topic, key, value, stamp, (*headers, *quiet)))
+                else:
+                    records.append(ArchivedRecord(topic, key, raw, stamp, structured))
             if step is None:
                 await publisher.publish(records)
             else:

@@ -7,7 +7,7 @@ it was; ``what_if`` works on a copy. See docs/api.md for the shapes.
 from streams.query.alternatives import alternatives
 from streams.query.common import SLUG, NotFound, conflict_figures
 from streams.query.conflicts import client_exposure, open_conflicts
-from streams.query.entities import holdings, owners
+from streams.query.entities import entity, holdings, owners
 from streams.query.explain import explain
 from streams.query.offline import State, load_lines
 from streams.query.whatif import MAX_EVENTS, BadHypothesis, what_if, what_if_snapshot
@@ -21,6 +21,7 @@ __all__ = [
     "alternatives",
     "client_exposure",
     "conflict_figures",
+    "entity",
     "explain",
     "holdings",
     "load_lines",

@@ -1,4 +1,4 @@
-"""Who owns an entity, and what it owns — effective stakes with their paths (SPEC §2).
+"""What an entity is called, who owns it, what it owns: stakes with their paths (SPEC §2).
 
 ``holdings`` is the engine's own exposure of the entity; ``owners`` is the engine's walk
 backwards from the asset (`OwnershipGraph.paths_into`), which gives each path the bits the
@@ -17,7 +17,7 @@ from streams.engine.ownership import OwnershipGraph
 from streams.query.common import names, require, watermark
 from streams.query.scope import EVERYTHING, Scope
 
-__all__ = ["holdings", "owners"]
+__all__ = ["entity", "holdings", "owners"]
 
 Path = tuple[str, ...]
 
@@ -115,4 +115,22 @@ def holdings(engine: Engine, entity: str, scope: Scope = EVERYTHING) -> dict[str
         "watermark": watermark(engine),
         "holdings": rows,
         "names": names(engine, ids),
+    }
+
+
+def entity(engine: Engine, entity: str, scope: Scope = EVERYTHING) -> dict[str, Any]:
+    """The entity's registration: display name, aliases and registry identifiers (SPEC v2
+    §1); `registered` is false for an entity events name but none registers. An entity a
+    scope knows only through another client's events answers as an unknown one."""
+    require(engine, entity, scope=scope)
+    known = engine.entities.get(entity)
+    return {
+        "entity": entity,
+        "watermark": watermark(engine),
+        "registered": known is not None,
+        "name": None if known is None else known[0],
+        "aliases": [] if known is None else list(known[1:]),
+        "identifiers": [
+            {"scheme": scheme, "id": value} for scheme, value in engine.identifiers.get(entity, ())
+        ],
     }

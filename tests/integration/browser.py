@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -140,6 +141,21 @@ class Chromium:
         origin = url.split("/#")[0].rstrip("/")
         await self.send("Storage.clearDataForOrigin", origin=origin, storageTypes="all")
         await self.open(url)
+
+    async def fill(self, form: str, values: dict[str, Any]) -> None:
+        """Type `values` into the named fields of the form matching CSS `form` (firing the
+        input events a person's typing fires), then submit it as its button would."""
+        script = (
+            "((form, values) => {"
+            " const f = document.querySelector(form);"
+            " for (const [name, value] of Object.entries(values)) {"
+            "   const field = f.elements[name]; field.value = String(value);"
+            "   field.dispatchEvent(new Event('input', {bubbles: true}));"
+            "   field.dispatchEvent(new Event('change', {bubbles: true})); }"
+            " f.requestSubmit(); })"
+            f"({json.dumps(form)}, {json.dumps(values)})"
+        )
+        await self.evaluate(script)
 
     async def screenshot(self, path: Path) -> Path:
         shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)

@@ -16,7 +16,9 @@ from aiohttp import web
 
 from streams.api import MAX_BODY, build_api
 from streams.kafka.broker import free_port
+from streams.kafka.topics import TopicNames
 from streams.query import load_lines
+from tests.unit.api.test_api_events import MemorySink
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +36,8 @@ CHECKS = (
 async def test_schemathesis_finds_no_server_error_and_no_nonconformance(tmp_path):
     state = load_lines(SEED.read_bytes().splitlines()[:74])
     app = web.Application(client_max_size=MAX_BODY)
-    app.add_subapp("/v1", build_api(state, api_token=TOKEN))
+    sink = MemorySink()  # POST /v1/events publishes here: nothing reaches a broker
+    app.add_subapp("/v1", build_api(state, api_token=TOKEN, events=(sink, TopicNames("st"))))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()

@@ -167,9 +167,12 @@ def _start_background(
 
 def _check_documented_result(block: Block, output: str) -> None:
     """Beyond exit 0, where the docs promise a result the reader will look for."""
-    if "stakewatch alerts --from-beginning" in block.body:  # the README walkthrough
+    three_ways = "STAKEWATCH_TOPIC_PREFIX=three-ways" in block.body
+    if "stakewatch alerts --from-beginning" in block.body and not three_ways:  # walkthrough
         assert '"dedup_key":"openai|scale-ai|meta"' in output, output
         assert '"dedup_key":"google|scale-ai|meta","status":"resolved"' in output, output
+    if three_ways:  # README, "Three ways in"
+        assert '"dedup_key":"openai|scale-ai|meta","severity":"high","stake":11' in output, output
     if "curl -s 'localhost:6066/v1/conflicts?client=openai'" in block.body:
         assert '"dedup_key": "openai|scale-ai|meta"' in output, output
 

@@ -158,3 +158,44 @@ async def test_a_scoped_token_sees_only_its_clients_world_on_the_page(broker, tm
     ARTIFACTS.mkdir(exist_ok=True)
     for name in ("page-scoped-openai.png", "page-scoped-google.png"):
         shutil.copy(tmp_path / name, ARTIFACTS / name)
+
+
+async def test_a_deal_recorded_on_the_page_opens_the_conflict_on_the_page(broker, tmp_path):
+    """The "record a deal" form posts an ownership.stake event (POST /v1/events, with the
+    page's token); the worker applies it from the topic and the conflict appears."""
+    assert chromium_path(), "Debian's chromium is required (make debian-deps)"
+    lines = [line for line in SEED.read_bytes().splitlines() if line.strip()]
+    stake = next(i for i, raw in enumerate(lines) if b'"ownership.stake"' in raw)
+    names = TopicNames(f"deal{uuid.uuid4().hex[:8]}")
+    async with (
+        running_worker(broker.bootstrap, names) as worker,
+        serving(worker, api_token=TOKEN) as base,
+        Chromium(tmp_path) as browser,
+    ):
+        await publish(broker.bootstrap, names, lines[:stake])
+        await wait_for(worker.ready.is_set, 30, "worker caught up")
+        await browser.open(f"{base}/#token={TOKEN}")
+        await wait_for(
+            lambda: browser.evaluate("document.getElementById('mode')?.textContent === 'live'"),
+            10,
+            "page live",
+        )
+        assert await row_status(browser) is None
+        await browser.fill(
+            "#deal", {"owner": "meta", "asset": "scale-ai", "percent": 49, "status": "announced"}
+        )
+        result = await wait_for(
+            lambda: browser.evaluate(
+                "(() => { const r = document.getElementById('deal-result');"
+                " return r.dataset.id ? r.textContent : null; })()"
+            ),
+            10,
+            "the deal recorded",
+        )
+        assert result.startswith("recorded deal-")
+        firing = await wait_for(lambda: row_status(browser), 15, "google row on the page")
+        assert firing == ["firing", "critical", True]
+        await browser.screenshot(tmp_path / "page-deal.png")
+        assert worker.engine.graph.holdings[("meta", "scale-ai")].pending == 49
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(tmp_path / "page-deal.png", ARTIFACTS / "page-deal.png")

@@ -54,7 +54,7 @@ UNKNOWN = "nobody-knows"
 def access() -> Access:
     entries = "".join(
         f'[[token]]\nsha256 = "{hashlib.sha256(token.encode()).hexdigest()}"\n'
-        f'clients = ["{tenant}"]\n'
+        f'clients = ["{tenant}"]\nwrite = true\n'  # posting is walked too
         for tenant, token in TOKENS.items()
     )
     return Access.of(None, parse_tokens(entries))
@@ -126,7 +126,30 @@ def whatif_bodies(tenant: str) -> tuple[list[Any], list[Any]]:
     return mine, templates
 
 
-BODIES = {("/v1/what-if", "post"): whatif_bodies}
+def events_bodies(tenant: str) -> tuple[list[Any], list[Any]]:
+    """POST /v1/events by a scoped writer: nothing of its own is posted (it would change
+    the world the walk reads); the other tenant's contracts and client answer as unknown
+    ones do (all or nothing: a refused post publishes nothing)."""
+    env = {"specversion": "1.0", "source": "/walk", "time": "2025-03-01T00:00:00Z"}
+    signed = {
+        "contract_id": "c-walk",
+        "client": "{X}",
+        "vendor": SHARED_VENDOR,
+        "category": "x",
+        "data_classes": [],
+    }
+    amended = {"contract_id": "c-{X}-2", "annual_value": 9}
+    spend = {"client": "{X}", "vendor": SHARED_VENDOR, "amount": 5}
+    templates = [
+        [{**env, "id": "w-1", "type": "contract.amended", "data": amended}],
+        [{**env, "id": "w-2", "type": "contract.terminated", "data": {"contract_id": "c-{X}-1"}}],
+        [{**env, "id": "w-3", "type": "spend.recorded", "data": spend}],
+        [{**env, "id": "w-4", "type": "contract.signed", "data": signed}],
+    ]
+    return [], templates
+
+
+BODIES = {("/v1/what-if", "post"): whatif_bodies, ("/v1/events", "post"): events_bodies}
 
 
 def fill(template: Any, value: str) -> Any:
@@ -165,6 +188,8 @@ class Walk:
             if "{" + name + "}" in url:
                 url = url.replace("{" + name + "}", params.pop(name))
         headers = {"Authorization": f"Bearer {TOKENS[tenant]}"}
+        if path == "/v1/events":
+            headers["Content-Type"] = "application/cloudevents-batch+json"
         response = await self.http.request(
             method.upper(), url, params=params, json=body, headers=headers
         )
@@ -283,7 +308,7 @@ async def test_every_endpoint_shows_each_tenant_only_its_own_world(broker):
         streams = []
         for path, ops in doc["paths"].items():
             for method, op in ops.items():
-                answers = op["responses"]["200"]["content"]
+                answers = (op["responses"].get("200") or op["responses"]["202"])["content"]
                 if "text/event-stream" in answers:
                     streams.append(path)
                     continue

@@ -50,6 +50,7 @@ def test_the_documented_codes_are_the_ones_the_code_uses() -> None:
     expected = {
         "too_large", "invalid_json", "unknown_type", "schema", "same_party", "duplicate",
         "stale", "future", "unknown_contract", "contract_exists", "contract_mismatch",
+        "identifier_clash",
     }  # fmt: skip
     assert expected == ALL_CODES
 

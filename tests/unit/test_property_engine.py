@@ -30,12 +30,12 @@ PROPERTY_SETTINGS = settings(
 )
 
 
-def _new_engine():
+def _new_engine(config=None):
     from streams.engine import Engine, EngineConfig
 
     # `process` without a clock reading: no `future` check, like the reference (the guard is
     # tested on its own in tests/unit/engine/test_guards.py).
-    return Engine(EngineConfig())
+    return Engine(config or EngineConfig())
 
 
 def _engine_step(engine, raw: bytes) -> tuple[list[dict], str | None]:
@@ -108,3 +108,23 @@ def test_reference_replay_is_deterministic_and_well_formed(lines: list[bytes]) -
                 assert open_keys.get(key) != record["severity"]
                 open_keys[key] = record["severity"]
     assert open_keys == first.open
+
+
+@pytest.mark.timeout(900)
+@settings(PROPERTY_SETTINGS, max_examples=80)
+@given(lines=event_streams(max_events=30, mesh=True))
+def test_held_paths_kept_where_a_rule_reads_pending_match_reference(lines: list[bytes]) -> None:
+    """With a rule set that reads `pending` — the defaults plus a clause they imply, so the
+    reference's severities still apply — exposures keep the held graph's paths incrementally
+    (by default they are computed on demand); the records are the reference's either way."""
+    from streams.engine import EngineConfig
+
+    config = EngineConfig.from_mapping(
+        {"severity": {"critical": ["controlled", "stake>=25 & sensitive", "pending & controlled"]}}
+    )
+    engine, reference = _new_engine(config), Reference()
+    assert engine._track_held
+    for index, raw in enumerate(lines):
+        expected = reference.feed(raw)
+        actual = _engine_step(engine, raw)
+        assert actual == expected, f"line {index} of {len(lines)} diverges: {raw[:300]!r}"

@@ -13,7 +13,7 @@ import random
 import orjson
 import pytest
 
-from streams.engine import Engine
+from streams.engine import Engine, EngineConfig
 from streams.engine.engine import SNAPSHOT_VERSION
 from streams.engine.ownership import OwnershipGraph
 from streams.engine.relationships import Contract, Relationships
@@ -77,10 +77,21 @@ def _stake(n: int, owner: str, asset: str, pct: float, status: str = "closed") -
     )
 
 
-def test_incremental_exposures_equal_fresh_ones_with_announcements():
-    """`update` follows the held graph through the shared index as the old graphs did."""
+# A rule set that reads `pending` (and says what the defaults say: the extra clause is
+# implied by `controlled`), so that exposures keep the held graph's paths.
+READS_PENDING = EngineConfig.from_mapping(
+    {"severity": {"critical": ["controlled", "stake>=25 & sensitive", "pending & controlled"]}}
+)
+
+
+@pytest.mark.parametrize("config", [READS_PENDING, EngineConfig()], ids=["kept", "on-demand"])
+def test_incremental_exposures_equal_fresh_ones_with_announcements(config):
+    """`update` follows the held graph through the shared index as the old graphs did
+    where a rule reads `pending`; where none does, the held stakes the engine computes on
+    demand equal a fresh exposure's."""
     rng = random.Random(11)
-    engine = Engine()
+    engine = Engine(config)
+    assert engine._track_held == (config is READS_PENDING)
     engine.process(
         orjson.dumps(
             {
@@ -103,9 +114,11 @@ def test_incremental_exposures_equal_fresh_ones_with_announcements():
         for root, cached in engine._exposures.items():
             fresh = engine.graph.exposure(root)
             assert cached.stakes == pytest.approx(fresh.stakes, abs=1e-9)
+            assert cached.held_tracked == engine._track_held
+            shown = engine.exposure_of(root) if not cached.held_tracked else cached
             held = fresh.held_stakes if fresh.held_stakes is not None else fresh.stakes
             assert {k: v for k, v in held.items()} == pytest.approx(
-                cached.held_stakes if cached.held_stakes is not None else cached.stakes,
+                shown.held_stakes if shown.held_stakes is not None else shown.stakes,
                 abs=1e-9,
             )
             assert cached.controlled == fresh.controlled
