@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,29 @@ from aiokafka.partitioner import murmur2
 from streams.agents.membership import member_id_of, start_as_member
 from streams.kafka.clients import make_consumer
 
-__all__ = ["LeaseKeeper", "lease_of"]
+__all__ = ["Held", "LeaseKeeper", "lease_of"]
 
 
 @lru_cache(maxsize=1 << 16)
 def lease_of(client: str, leases: int) -> int:
     """The lease (and spend partition, for the default partitioner) of a client id."""
     return (murmur2(client.encode()) & 0x7FFFFFFF) % leases
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """The leases a worker holds out of ``count``: whose records it publishes."""
+
+    leases: frozenset[int] = frozenset()
+    count: int = 1
+
+    def owns(self, client: str) -> bool:
+        """Whether this worker publishes the client's alert records."""
+        return lease_of(client, self.count) in self.leases
+
+    def owns_partition(self, partition: int) -> bool:
+        """Whether this worker dead-letters the bad records of an input partition."""
+        return partition % self.count in self.leases
 
 
 Callback = Callable[[frozenset[int]], Awaitable[None]]

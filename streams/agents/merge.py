@@ -23,17 +23,39 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["InputRecord", "Merge", "Partition"]
+__all__ = ["Fetched", "InputRecord", "Merge", "Partition"]
 
 Partition = tuple[str, int]
 
 
+class Fetched(Protocol):
+    """What the merge and the worker read of a fetched record: aiokafka's
+    ``ConsumerRecord`` as the reader returns it, or an ``InputRecord``."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class InputRecord:
-    """One fetched record: where it came from, its timestamp (ms) and raw bytes."""
+    """One record built by hand (tests, tools): where it came from, its timestamp (ms),
+    its raw bytes; the merge takes any ``Fetched``."""
 
     topic: str
     partition: int
@@ -60,7 +82,7 @@ class Merge:
         self._grace = grace
         self._fetched = dict(positions)  # next offset the reader will hand us
         self._highwater: dict[Partition, int] = {}
-        self._buffers: dict[Partition, deque[tuple[float, InputRecord]]] = {
+        self._buffers: dict[Partition, deque[tuple[float, Fetched]]] = {
             tp: deque() for tp in positions
         }
         self._heap: list[tuple[int, int, int, int, Partition]] = []
@@ -70,7 +92,7 @@ class Merge:
     def buffered(self) -> int:
         return self._buffered
 
-    def feed(self, records: Iterable[InputRecord], now: float = 0.0) -> None:
+    def feed(self, records: Iterable[Fetched], now: float = 0.0) -> None:
         """Add fetched records (each partition's in offset order), fetched at ``now``."""
         for r in records:
             tp = (r.topic, r.partition)
@@ -91,7 +113,7 @@ class Merge:
         """Partitions that block release: nothing buffered, yet more exists on the broker."""
         return [tp for tp, buf in self._buffers.items() if not buf and not self._idle(tp)]
 
-    def release(self, now: float = 0.0, limit: int | None = None) -> Iterator[InputRecord]:
+    def release(self, now: float = 0.0, limit: int | None = None) -> Iterator[Fetched]:
         """Yield records in merged order for as long as the order is certain."""
         blocked = set(self.waiting_on())
         idle = sum(1 for buf in self._buffers.values() if not buf)
@@ -131,7 +153,7 @@ class Merge:
         hw = self._highwater.get(tp)
         return hw is not None and self._fetched[tp] >= hw
 
-    def _sort_key(self, r: InputRecord) -> tuple[int, int, int, int, Partition]:
+    def _sort_key(self, r: Fetched) -> tuple[int, int, int, int, Partition]:
         return (
             r.timestamp,
             self._rank.get(r.topic, 99),

@@ -22,8 +22,8 @@ from streams.engine.ownership import Change, Exposure, OwnershipGraph, facts
 from streams.engine.records import AlertRecord, Figures, format_micros
 from streams.engine.relationships import DAY_US, Contract, Relationships
 from streams.engine.rules import judged_stake, meets_threshold, shown_spend, shown_stake
-from streams.events import Event, Rejection, RejectionCode, decode
-from streams.events.fast import Flat, fast_decode, flatten
+from streams.events import Event, Rejection, RejectionCode
+from streams.events.fast import Flat, decode_flat, flatten
 
 __all__ = ["Allocation", "Engine", "OpenConflict", "Outcome"]
 
@@ -142,12 +142,9 @@ class Engine:
         what `decode` accepts, decoded to the same values); everything else, and so every
         bad record, goes through `decode`.
         """
-        flat = fast_decode(raw)
-        if flat is None:
-            event = decode(raw)
-            if isinstance(event, Rejection):
-                return self._reject(event)
-            flat = flatten(event)
+        flat = decode_flat(raw)
+        if isinstance(flat, Rejection):
+            return self.reject(flat)
         return self.apply_flat(flat, now)
 
     def apply_flat(self, flat: Flat, now: int | None = None) -> Outcome:
@@ -159,9 +156,9 @@ class Engine:
             ids = self.seen.by_source.get(source)
             if ids is not None and eid in ids:
                 detail = f"event ({source}, {eid}) already applied"
-                return self._reject(Rejection(RejectionCode.DUPLICATE, detail))
+                return self.reject(Rejection(RejectionCode.DUPLICATE, detail))
             if now is not None and t > now + FUTURE_TOLERANCE_US:
-                return self._reject(_future(t, now))
+                return self.reject(_future(t, now))
             return self._spend(source, ids, eid, t, data)
         return self._apply(etype, source, eid, t, data, now)
 
@@ -175,16 +172,16 @@ class Engine:
     ) -> Outcome:
         """Apply one event in flat form (streams/events/fast.py)."""
         if (source, eid) in self.seen:
-            return self._reject(
+            return self.reject(
                 Rejection(RejectionCode.DUPLICATE, f"event ({source}, {eid}) already applied")
             )
         if now is not None and t > now + FUTURE_TOLERANCE_US:
-            return self._reject(_future(t, now))
+            return self.reject(_future(t, now))
         if etype == "spend.recorded":
             return self._spend(source, self.seen.by_source.get(source), eid, t, data)
         rejection = self._check(etype, data, t)
         if rejection is not None:
-            return self._reject(rejection)
+            return self.reject(rejection)
         self.seen.add(source, eid)
         self.stats["applied"] += 1
         previous = self.watermark
@@ -206,9 +203,9 @@ class Engine:
             contract = rel.contracts.get(cid)
             if contract is None:
                 detail = f"no contract {cid!r} was signed"
-                return self._reject(Rejection(RejectionCode.UNKNOWN_CONTRACT, detail))
+                return self.reject(Rejection(RejectionCode.UNKNOWN_CONTRACT, detail))
             if contract.client != client or contract.vendor != vendor:
-                return self._reject(
+                return self.reject(
                     Rejection(
                         RejectionCode.CONTRACT_MISMATCH,
                         f"contract {cid!r} is between {contract.client} and {contract.vendor}",
@@ -243,7 +240,8 @@ class Engine:
             return Outcome(records=records, allocations=allocations)
         return Outcome(records=records) if records else _NOTHING
 
-    def _reject(self, rejection: Rejection) -> Outcome:
+    def reject(self, rejection: Rejection) -> Outcome:
+        """The outcome of an event not applied (counted in ``stats``)."""
         self.stats[f"rejected:{rejection.code.value}"] += 1
         return Outcome(rejection=rejection)
 
@@ -564,6 +562,18 @@ class Engine:
             active_contracts=tuple(c.contract_id for c in contracts),
             data_classes=tuple(sorted({dc for c in contracts for dc in c.data_classes})),
             spend_365d=self.spend_365d(client, vendor),
+        )
+
+    def resolved_record(
+        self, client: str, vendor: str, rival: str, severity: str, event_id: str, event_time: str
+    ) -> AlertRecord:
+        """A ``resolved`` record for a conflict this engine does not hold open — one the
+        alerts topic still shows firing after a replay (streams/agents/reconcile.py): the
+        figures at the watermark, as every resolved record carries them."""
+        key = f"{client}|{vendor}|{rival}"
+        figures = self.figures(client, vendor, rival)
+        return AlertRecord(
+            key, "resolved", severity, client, vendor, rival, *figures, event_id, event_time
         )
 
     def headline(self, client: str, vendor: str, rival: str) -> tuple[float, bool, bool, float]:

@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from streams.events.decode import MAX_RECORD_BYTES
+from streams.events.decode import MAX_RECORD_BYTES, decode
 from streams.events.models import (
     MAX_MONEY,
     ContractAmended,
@@ -48,8 +48,9 @@ from streams.events.models import (
     RivalryWithdrawn,
     SpendRecorded,
 )
+from streams.events.rejection import Rejection
 
-__all__ = ["Flat", "fast_decode", "flatten", "to_day", "to_micros"]
+__all__ = ["Flat", "decode_flat", "fast_decode", "flatten", "to_day", "to_micros"]
 
 Flat = tuple[str, str, str, int, tuple]
 
@@ -277,6 +278,17 @@ def _ends_on(value: object) -> Any:
         if day is not None:
             return day
     return _MISSING
+
+
+def decode_flat(raw: bytes) -> Flat | Rejection:
+    """Bytes to the flat event, or the rejection ``decode`` gives: the one decoding step of
+    every adapter (``Engine.process``, ``Ledger.process``). Common shapes take the fast
+    path; everything else, and so every bad record, goes through the models."""
+    flat = fast_decode(raw)
+    if flat is not None:
+        return flat
+    event = decode(raw)
+    return event if isinstance(event, Rejection) else flatten(event)
 
 
 def fast_decode(raw: object) -> Flat | None:

@@ -81,7 +81,8 @@ def _from_binary(value: bytes, headers: Headers) -> bytes | Rejection:
     if content_type is not None:
         if not _is_json(content_type):
             return Rejection(
-                "schema", f"binary mode: content-type {content_type[:80]!r} is not JSON data"
+                RejectionCode.SCHEMA,
+                f"binary mode: content-type {content_type[:80]!r} is not JSON data",
             )
         attributes["datacontenttype"] = content_type
     # The attributes as the structured event's members, then the value as `data`: the
@@ -90,7 +91,8 @@ def _from_binary(value: bytes, headers: Headers) -> bytes | Rejection:
     event = orjson.dumps(attributes)[:-1] + b',"data":' + (value or b"null") + b"}"
     if len(event) > MAX_RECORD_BYTES:
         return Rejection(
-            "too_large", f"record is {len(event)} bytes as an event, limit {MAX_RECORD_BYTES}"
+            RejectionCode.TOO_LARGE,
+            f"record is {len(event)} bytes as an event, limit {MAX_RECORD_BYTES}",
         )
     return event
 

@@ -1,8 +1,8 @@
 """The state a query needs, built from an event file: the CLI twins' stand-in for a worker.
 
-Lines are applied exactly as ``stakewatch backtest`` applies them (decode, then the engine);
-applied events also feed ``Provenance`` and the last firing record of each open conflict is
-kept, like the worker's ``latest``, so API and CLI answers come from the same inputs.
+Lines go through ``Ledger.process``, the path the worker and ``stakewatch backtest`` take
+(decode, the engine, then the evidence and the last firing record of each open conflict),
+so API and CLI answers come from the same inputs.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 import orjson
 
 from streams.engine import AlertRecord, Engine, EngineConfig
+from streams.engine.ledger import Ledger
 from streams.engine.provenance import Provenance
-from streams.events import Rejection, decode
+from streams.events import Rejection
 from streams.query.whatif import BadHypothesis
 
 __all__ = ["MAX_SKIPPED", "State", "load_lines", "read_hypotheses"]
@@ -25,35 +26,38 @@ MAX_SKIPPED = 1000
 
 @dataclass(slots=True)
 class State:
-    """What the API reads from a worker: engine, evidence, last record per open conflict."""
+    """What the API reads from a worker: engine, evidence, last record per open conflict —
+    the ledger, fed as the worker feeds its own."""
 
-    engine: Engine
-    provenance: Provenance = field(default_factory=Provenance)
-    latest: dict[str, AlertRecord] = field(default_factory=dict)
+    ledger: Ledger
     applied: int = 0
     rejected: int = 0
     # (line number, rejection) of the first MAX_SKIPPED rejected lines, for the CLI twins to
     # say what they skipped; ``rejected`` counts them all.
     skipped: list[tuple[int, Rejection]] = field(default_factory=list)
 
+    @property
+    def engine(self) -> Engine:
+        return self.ledger.engine
+
+    @property
+    def provenance(self) -> Provenance:
+        provenance = self.ledger.provenance
+        assert provenance is not None  # an offline state keeps evidence
+        return provenance
+
+    @property
+    def latest(self) -> dict[str, AlertRecord]:
+        return self.ledger.latest
+
     def apply(self, raw: bytes, line: int = 0, now: int | None = None) -> None:
-        event = decode(raw)
-        rejection = event if isinstance(event, Rejection) else None
-        if rejection is None:
-            outcome = self.engine.apply(event, now)
-            rejection = outcome.rejection
+        rejection = self.ledger.process(raw, now)[1].rejection
         if rejection is not None:
             self.rejected += 1
             if len(self.skipped) < MAX_SKIPPED:
                 self.skipped.append((line, rejection))
             return
         self.applied += 1
-        self.provenance.observe(event)
-        for record in outcome.records:
-            if record.status == "firing":
-                self.latest[record.dedup_key] = record
-            else:
-                self.latest.pop(record.dedup_key, None)
 
 
 def load_lines(
@@ -61,7 +65,7 @@ def load_lines(
 ) -> State:
     """Apply NDJSON lines in order, as read at `now` (blank lines skipped, bad ones counted
     as rejected)."""
-    state = State(Engine(config))
+    state = State(Ledger(Engine(config), Provenance()))
     for number, raw in enumerate(lines, start=1):
         raw = raw.strip()
         if raw:

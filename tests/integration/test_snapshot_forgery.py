@@ -18,7 +18,6 @@ import pytest
 import structlog
 
 from streams.agents.snapshots import Marker, SnapshotStore
-from streams.agents.worker import rules_fingerprint
 from streams.engine import EngineConfig
 from streams.kafka.broker import EmbeddedBroker
 from streams.kafka.clients import make_producer
@@ -92,7 +91,7 @@ def _marker(chunk: int, blob_mac: str = "") -> bytes:
         positions={},
         leases=frozenset(range(8)),
         created=0.0,
-        rules=rules_fingerprint(EngineConfig()),
+        rules=EngineConfig().fingerprint(),
         blob_mac=blob_mac,
     ).to_json()
 

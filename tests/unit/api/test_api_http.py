@@ -32,7 +32,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def seeded_worker(upto: int | None = None) -> Worker:
     state = query.load_lines(LINES[:upto])
     worker = Worker(WorkerOptions("127.0.0.1:9"))
-    worker.engine, worker.provenance, worker.latest = state.engine, state.provenance, state.latest
+    worker.ledger = state.ledger
     worker.ready.set()
     return worker
 
