@@ -343,7 +343,8 @@ class Dispatcher:
         redeliver = getattr(channel.receiver, "redeliver", None) if in_doubt else None
         try:
             if redeliver is not None:
-                return await redeliver(record)
+                delivered: Delivery = await redeliver(record)
+                return delivered
             return await channel.receiver.deliver(record)
         except asyncio.CancelledError:
             raise

@@ -159,7 +159,7 @@ def _names(value: Any) -> tuple[str, ...]:
 def _receiver_type(value: Any) -> str:
     if value not in RECEIVER_TYPES:
         raise ValueError(f"{value!r} is not one of {', '.join(RECEIVER_TYPES)}")
-    return value
+    return str(value)
 
 
 def _env_name(value: Any) -> str:

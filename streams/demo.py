@@ -119,9 +119,9 @@ async def _run(
             if pace and event.type in _PAUSE_BEFORE:
                 await _drain(worker, render_available, pace)
                 console.print(f"[dim]{event.time:%Y-%m-%d} {event.type} {_gist(event)}[/dim]")
-            topic, key = route(names, event)
+            topic, record_key = route(names, event)
             await producer.send_and_wait(
-                topic, raw, key=key, timestamp_ms=event_time_ms(event.time)
+                topic, raw, key=record_key, timestamp_ms=event_time_ms(event.time)
             )
         await _drain(worker, render_available, 0.5, until_applied=len(lines))
         open_now = len(worker.engine.open)

@@ -205,7 +205,10 @@ def configure_logging(
 
     def render(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
         line = renderer(logger, method_name, event_dict)
-        return redactor.redact_text(line if isinstance(line, str) else line.decode())
+        if isinstance(line, bytes | bytearray):
+            line = line.decode()
+        assert isinstance(line, str)  # both renderers render text or bytes
+        return redactor.redact_text(line)
 
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,

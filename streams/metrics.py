@@ -297,12 +297,12 @@ class Metrics:
         self.top_conflicts = top_conflicts
         self.watch_rivals = tuple(dict.fromkeys(watch_rivals))
         self.watch_clients = tuple(dict.fromkeys(watch_clients))
-        for name, watch in (
+        for setting, watch in (
             ("watch_rivals", self.watch_rivals),
             ("watch_clients", self.watch_clients),
         ):
             if len(watch) > 200:
-                raise ValueError(f"{name}: at most 200 entries, got {len(watch)}")
+                raise ValueError(f"{setting}: at most 200 entries, got {len(watch)}")
         self._clock = clock
 
         self._topic = _FirstSeen(max_label_values)

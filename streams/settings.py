@@ -235,7 +235,7 @@ def load_settings(**overrides: object) -> Settings:
     """Settings from the environment plus explicit overrides (CLI options win)."""
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**given)
+        return Settings(**given)  # type: ignore[arg-type]  # values checked by the model
     except ValidationError as exc:
         first = exc.errors()[0]
         message = first["msg"].removeprefix("Value error, ")

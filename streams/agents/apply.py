@@ -77,10 +77,11 @@ class Applier:
                 continue
             raw = r.value or b""
             if r.headers:  # binary content mode: the same event, structured (SPEC v2 §1)
-                raw = structured(raw, r.headers)
-                if type(raw) is Rejection:
-                    self._rejected(r, raw, None, held, out)
+                made = structured(raw, r.headers)
+                if isinstance(made, Rejection):
+                    self._rejected(r, made, None, held, out)
                     continue
+                raw = made
             event_type, outcome = process(raw, now)
             if outcome.rejection is not None:
                 self._rejected(r, outcome.rejection, event_type, held, out)

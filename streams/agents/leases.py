@@ -21,7 +21,7 @@ from typing import Any
 from aiokafka import ConsumerRebalanceListener
 from aiokafka.partitioner import murmur2
 
-from streams.agents.membership import member_id_of, start_as_member
+from streams.agents.membership import MemberSlot, member_id_of, start_as_member
 from streams.kafka.clients import make_consumer
 
 __all__ = ["Held", "LeaseKeeper", "lease_of"]
@@ -93,7 +93,7 @@ class LeaseKeeper:
     ) -> None:
         self._group_id = group_id
         self._member_dir = member_dir
-        self._slot = None
+        self._slot: MemberSlot | None = None
         self._consumer = make_consumer(
             bootstrap,
             client,

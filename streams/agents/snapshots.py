@@ -173,7 +173,8 @@ async def made_in_child(make: Callable[[], Blob | Sequence[Blob]]) -> bytes:
     campaign found.
     """
     if not hasattr(os, "fork"):
-        return make()
+        made = make()
+        return bytes(made) if isinstance(made, bytes | memoryview) else b"".join(made)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: no event loop, no logging, nothing but make() and write
@@ -186,9 +187,9 @@ async def made_in_child(make: Callable[[], Blob | Sequence[Blob]]) -> bytes:
             gc.disable()  # a collection would touch (and so copy) every tracked object
             made = make()
             for part in (made,) if isinstance(made, bytes | memoryview) else made:
-                data = memoryview(part)
-                while data:
-                    data = data[os.write(w, data) :]
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(w, view) :]
             code = 0
         finally:
             os._exit(code)

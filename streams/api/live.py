@@ -30,8 +30,10 @@ _QUEUE = 1000  # per subscriber; a slower reader gets one "reset" instead of a b
 
 
 class _State(Protocol):
-    engine: Engine
-    latest: Mapping[str, AlertRecord]
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def latest(self) -> Mapping[str, AlertRecord]: ...
 
 
 class LiveFeed:

@@ -41,9 +41,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class QueryState(Protocol):
     """What the API reads: a ``Worker``, or ``streams.query.State`` built from a file."""
 
-    engine: Engine
-    provenance: Provenance
-    latest: Mapping[str, AlertRecord]
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def provenance(self) -> Provenance: ...
+    @property
+    def latest(self) -> Mapping[str, AlertRecord]: ...
 
 
 def _json(doc: Any, status: int = 200) -> web.Response:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -621,7 +622,7 @@ def _told_webhook(doc: dict) -> Told:
 def _expected_for(receiver: str, expected: Expected) -> dict[str, list[tuple[str, str | None]]]:
     per_key = expected.per_key()
     if receiver != "pagerduty":
-        return dict(per_key)
+        return {k: list(v) for k, v in per_key.items()}
     return {k: [(s, e if s == "firing" else None) for s, e in v] for k, v in per_key.items()}
 
 
@@ -844,7 +845,7 @@ class Rig:
     async def recover(
         self,
         result: Result,
-        condition: Callable[[], Awaitable[bool]],
+        condition: Callable[[], bool | Awaitable[bool]],
         what: str,
         since: float | None,
         seconds: float | None = None,
@@ -970,7 +971,7 @@ async def scenario_kills(p: ChaosParams, work: Path, progress: Progress) -> Resu
                     await publishing
                     expected_open = expected.open_at[bounds[i + 1]]
                     recovered = recovered and await rig.recover(
-                        result, lambda o=expected_open: rig.settled(o), f"segment {i}", None
+                        result, functools.partial(rig.settled, expected_open), f"segment {i}", None
                     )
                     if not recovered:
                         await feed.publish(lines[bounds[i + 1] :])

@@ -13,6 +13,7 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -218,7 +219,7 @@ def state_stream(entities: int, holdings: int, contracts: int, seed: int = 13) -
     rng = random.Random(seed)
     t = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     for i in range(entities):
-        data = {"id": f"e-{i}", "name": f"Entity {i}", "aliases": [f"E{i}"]}
+        data: dict[str, Any] = {"id": f"e-{i}", "name": f"Entity {i}", "aliases": [f"E{i}"]}
         yield _event(i, "entity.registered", t, data, source="/registry")
     yield from ownership_graph(entities, holdings, seed=seed)
     for i in range(contracts):
@@ -279,7 +280,7 @@ def overallocated_world(events: int = 3000, seed: int = 9) -> Iterator[bytes]:
     for a, b in (("google", "meta"), ("openai", "xai"), ("microsoft", "google")):
         yield _event(n := n + 1, "rivalry.declared", t, {"a": a, "b": b}, source="/gen")
     for i, (client, vendor) in enumerate((c, v) for c in labs for v in vendors):
-        data = {
+        data: dict[str, Any] = {
             "contract_id": f"hostile-{i}",
             "client": client,
             "vendor": vendor,

@@ -176,7 +176,7 @@ def _faust(args: dict[str, Any]) -> None:
     )
     topic = app.topic(args["topic"], key_serializer="raw", value_serializer="json")
     table = app.Table("spend-sum", default=float, partitions=8)
-    state = {"count": 0, "first": None, "sum": 0.0}
+    state: dict[str, Any] = {"count": 0, "first": None, "sum": 0.0}
 
     @app.agent(topic)
     async def total(stream):  # the per-event path the issue calls "naive"
@@ -220,7 +220,7 @@ def _quix(args: dict[str, Any]) -> dict[str, Any]:
         consumer_extra_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
     )
     topic = app.topic(args["topic"], value_deserializer="json", key_deserializer="str")
-    progress = {"count": 0, "first": None, "done": None, "sum": 0.0}
+    progress: dict[str, Any] = {"count": 0, "first": None, "done": None, "sum": 0.0}
 
     def add(value: dict, state) -> None:
         amount = value["data"]["amount"]

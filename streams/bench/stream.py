@@ -254,8 +254,12 @@ class _WorkerProcess:
             return None
 
     async def wait(
-        self, predicate: Callable[[dict], bool], within: float, what: str, interval: float = 0.05
-    ) -> tuple[float, dict]:
+        self,
+        predicate: Callable[[dict[str, Any]], object],
+        within: float,
+        what: str,
+        interval: float = 0.05,
+    ) -> tuple[float, dict[str, Any]]:
         """Poll `/readyz` until `predicate(status)`; (wall time it first held, status)."""
         deadline = time.monotonic() + within
         async with httpx.AsyncClient(timeout=2) as client:
@@ -525,7 +529,7 @@ async def _alert_latency(bootstrap: str, sizes: StreamSizes, work: Path, say: Pr
             key = "|".join(sorted((f"lat-client-{i}", f"lat-lab-{i}"))).encode()
             await producer.send(names.reference, raw, key=key, timestamp_ms=ms)
         for i in range(n):
-            data = {
+            data: dict[str, Any] = {
                 "contract_id": f"lat-c-{i}",
                 "client": f"lat-client-{i}",
                 "vendor": f"lat-vendor-{i}",

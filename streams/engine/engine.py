@@ -23,7 +23,7 @@ from streams.engine.records import AlertRecord, Figures, format_micros
 from streams.engine.relationships import DAY_US, Contract, Relationships
 from streams.engine.rules import judged_stake, meets_threshold, shown_spend, shown_stake
 from streams.events import Event, Rejection, RejectionCode
-from streams.events.fast import Flat, decode_flat, flatten
+from streams.events.fast import Data, Flat, decode_flat, flatten
 
 __all__ = ["Allocation", "Engine", "OpenConflict", "Outcome"]
 
@@ -102,7 +102,7 @@ class OpenConflict:
 
 Pairs = set[tuple[str, str]]
 Triples = set[tuple[str, str, str]]
-_Memo = dict[tuple[str, str], tuple[list | None, bool]]
+_Memo = dict[tuple[str, str], tuple[list[Contract] | None, bool]]
 
 
 class Engine:
@@ -168,7 +168,7 @@ class Engine:
         return self._apply(*flatten(event), now)
 
     def _apply(
-        self, etype: str, source: str, eid: str, t: int, data: tuple, now: int | None = None
+        self, etype: str, source: str, eid: str, t: int, data: Data, now: int | None = None
     ) -> Outcome:
         """Apply one event in flat form (streams/events/fast.py)."""
         if (source, eid) in self.seen:
@@ -194,7 +194,7 @@ class Engine:
             pairs |= self.rel.lapses(t)
         return self._finish(pairs, triples, eid, t)
 
-    def _spend(self, source: str, ids: set[str] | None, eid: str, t: int, data: tuple) -> Outcome:
+    def _spend(self, source: str, ids: set[str] | None, eid: str, t: int, data: Data) -> Outcome:
         """`spend.recorded`, most of any stream: checks, apply and lapses without detours
         (`ids`: the ids applied from `source` so far, as the duplicate check found them)."""
         client, vendor, amount, cid = data
@@ -218,7 +218,7 @@ class Engine:
         self.stats["applied"] += 1
         previous = self.watermark
         moved = previous is None or t > previous
-        now = t if moved else previous
+        now = t if moved or previous is None else previous
         if moved:
             self.watermark = t
         activated = rel.add_spend(client, vendor, t, amount, now)
@@ -245,7 +245,7 @@ class Engine:
         self.stats[f"rejected:{rejection.code.value}"] += 1
         return Outcome(rejection=rejection)
 
-    def _check(self, etype: str, data: tuple, t: int) -> Rejection | None:
+    def _check(self, etype: str, data: Data, t: int) -> Rejection | None:
         if etype == "ownership.stake":
             owner, asset = data[0], data[1]
             last = self.graph.last_time(owner, asset)
@@ -273,7 +273,7 @@ class Engine:
 
     # -- handlers (state changes; each marks what it may have changed) --------------------
 
-    def _on_stake(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
+    def _on_stake(self, eid: str, t: int, data: Data, pairs: Pairs, triples: Triples) -> None:
         owner, asset, percent, status = data
         graph = self.graph
         change = graph.apply(owner, asset, percent, status, t)
@@ -295,7 +295,7 @@ class Engine:
         for root in sorted(roots):
             self._refresh_exposure(root, change, triples)
 
-    def _on_signed(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
+    def _on_signed(self, eid: str, t: int, data: Data, pairs: Pairs, triples: Triples) -> None:
         cid, client, vendor, category, data_classes, annual_value, ends_on = data
         self.rel.sign(
             Contract(
@@ -311,7 +311,7 @@ class Engine:
         )
         pairs.add((client, vendor))
 
-    def _on_amended(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
+    def _on_amended(self, eid: str, t: int, data: Data, pairs: Pairs, triples: Triples) -> None:
         cid, changes = data
         contract = self.rel.contracts[cid]
         changes = dict(changes)
@@ -321,14 +321,14 @@ class Engine:
         contract.later_events = (*contract.later_events, eid)
         pairs.add((contract.client, contract.vendor))
 
-    def _on_terminated(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
+    def _on_terminated(self, eid: str, t: int, data: Data, pairs: Pairs, triples: Triples) -> None:
         contract = self.rel.contracts[data[0]]
         if not contract.terminated:
             contract.terminated = True
             contract.later_events = (*contract.later_events, eid)
             pairs.add((contract.client, contract.vendor))
 
-    def _on_rivalry(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
+    def _on_rivalry(self, eid: str, t: int, data: Data, pairs: Pairs, triples: Triples) -> None:
         a, b, sector = data
         if b in self.rivals.get(a, {}):
             return
@@ -340,7 +340,7 @@ class Engine:
                 if self.config.meets_threshold(exposure.stake(vendor)):
                     triples.add((client, vendor, rival))
 
-    def _on_withdrawn(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
+    def _on_withdrawn(self, eid: str, t: int, data: Data, pairs: Pairs, triples: Triples) -> None:
         a, b, _ = data
         if b not in self.rivals.get(a, {}):
             return
@@ -353,7 +353,7 @@ class Engine:
                 if c.client == x:
                     triples.add((c.client, c.vendor, c.rival))
 
-    def _on_entity(self, eid: str, t: int, data: tuple, pairs: Pairs, triples: Triples) -> None:
+    def _on_entity(self, eid: str, t: int, data: Data, pairs: Pairs, triples: Triples) -> None:
         """Registering again replaces the name, the aliases and the identifiers (SPEC v2 §1;
         `_check` refused an identifier that names another entity)."""
         entity, name, aliases, identifiers = data
@@ -481,7 +481,9 @@ class Engine:
         self._open_pairs.setdefault((client, vendor), set()).add(rival)
         return self._record(key, "firing", severity, client, vendor, rival, eid, t, memo)
 
-    def _relationship(self, client: str, vendor: str, memo: _Memo) -> tuple[list | None, bool]:
+    def _relationship(
+        self, client: str, vendor: str, memo: _Memo
+    ) -> tuple[list[Contract] | None, bool]:
         """The pair's active contracts (None: not active) and whether they carry a sensitive
         class, at the watermark; `memo` keeps them for the rest of one event's evaluation
         (the rivals of one client share them)."""
@@ -521,7 +523,16 @@ class Engine:
         )
 
     def _record(
-        self, key, status, severity, client, vendor, rival, eid, t, memo: _Memo
+        self,
+        key: str,
+        status: str,
+        severity: str,
+        client: str,
+        vendor: str,
+        rival: str,
+        eid: str,
+        t: int,
+        memo: _Memo,
     ) -> AlertRecord:
         contracts = self._relationship(client, vendor, memo)[0] or ()
         f = self.figures(client, vendor, rival, self._exposure(rival), contracts)
@@ -680,9 +691,6 @@ class Engine:
             )
         engine = cls(config)
         engine.__dict__.update(state)
-        if "_open_pairs" not in state:  # a snapshot from before this index existed
-            for c in engine.open.values():
-                engine._open_pairs.setdefault((c.client, c.vendor), set()).add(c.rival)
         engine._intern_ids()
         return engine
 

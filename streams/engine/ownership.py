@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from itertools import pairwise
 from operator import itemgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from streams.engine.rules import judged_stake, meets_threshold
 
@@ -65,13 +66,14 @@ Row = Holding | tuple[Holding, ...] | dict[str, Holding]
 Ids = str | tuple[str, ...] | dict[str, str]
 
 
-def _members(row: Row | Ids) -> Iterable:
-    kind = type(row)
-    return row.values() if kind is dict else row if kind is tuple else (row,)
+def _members(row: Row | Ids) -> Iterable[Any]:
+    if isinstance(row, dict):
+        return row.values()
+    return row if isinstance(row, tuple) else (row,)
 
 
 def _name(member: Holding | str) -> str:
-    return member if type(member) is str else member.asset
+    return member if isinstance(member, str) else member.asset
 
 
 def counted(value: float, total: float | None) -> float:
@@ -404,7 +406,7 @@ class OwnershipGraph:
 
     def _follow(
         self,
-        prefixes: list[tuple[float | None, Path]],
+        prefixes: Sequence[tuple[float | None, Path]],
         asset: str,
         before: float | None,
         after: float | None,
@@ -539,7 +541,7 @@ class OwnershipGraph:
 
     def update(
         self, exp: Exposure, root: str, ch: Change, threshold: float
-    ) -> tuple[dict[str, tuple[float, bool, float] | None], set[str]]:
+    ) -> tuple[dict[str, tuple[float, bool, float] | None], AbstractSet[str]]:
         """Bring `exp` up to date, in place, after one holding changed; only the paths
         through the holdings in the changed asset whose counted values moved are followed
         (that one holding, or all of the asset's where its over-allocation changed).
@@ -557,13 +559,13 @@ class OwnershipGraph:
         and did not read before.
         """
         asset = ch.asset
-        own = [(None, (root,))]
-        eff_work = [
+        own: list[tuple[float | None, Path]] = [(None, (root,))]
+        eff_work: _Work = [
             (prefixes, before, after)
             for owner, before, after in self._changed_edges(ch, held=False)
             if (prefixes := own if owner == root else exp.paths.get(owner))
         ]
-        held_work = []
+        held_work: _Work = []
         tracked = exp.held_tracked
         if self.pending_count and tracked:
             held_paths = exp.held_paths if exp.held_paths is not None else exp.paths
@@ -622,7 +624,7 @@ class OwnershipGraph:
     def _rework(
         self,
         asset: str,
-        work: list[tuple[list[tuple[float | None, Path]], float | None, float | None]],
+        work: _Work,
         held: bool,
     ) -> tuple[dict[str, list[tuple[float, Path]]], dict[str, list[tuple[float, Path]]]]:
         """The paths through the changed holdings before the change and after it, in one
@@ -751,7 +753,9 @@ class OwnershipGraph:
         found: dict[str, list[tuple[float, Path]]] = {}
         reversed_path = [asset]
         on_path = {asset}
-        stack = [(iter(self.counted_in(asset).items()), None)]
+        stack: list[tuple[Iterator[tuple[str, float]], float | None]] = [
+            (iter(self.counted_in(asset).items()), None)
+        ]
         while stack:
             owners, suffix = stack[-1]
             for owner, pct in owners:
@@ -797,7 +801,9 @@ class OwnershipGraph:
         return self.out_eff.get(owner, {})
 
 
-_NOT_OVER = (None, None)
+_NOT_OVER: tuple[float | None, float | None] = (None, None)
+# Paths to re-walk: (prefixes ending at a changed edge's owner, its value before, after).
+_Work = list[tuple[Sequence[tuple[float | None, Path]], float | None, float | None]]
 _NO, _GROW, _ANEW = 0, 1, 2  # what a change can do to a controlled set
 
 
@@ -825,7 +831,7 @@ def _retotal(over: dict[str, float], asset: str, total: float) -> tuple[float | 
     return before, None
 
 
-def _add(index: dict, key: str, member: Holding | str) -> None:
+def _add(index: dict[str, Any], key: str, member: Holding | str) -> None:
     """Add `member` to the row of `key` (which does not hold it yet)."""
     row = index.get(key)
     if row is None:
@@ -837,7 +843,7 @@ def _add(index: dict, key: str, member: Holding | str) -> None:
         index[key] = more if len(more) <= _FEW else {_name(m): m for m in more}
 
 
-def _drop(index: dict, key: str, member: Holding | str) -> None:
+def _drop(index: dict[str, Any], key: str, member: Holding | str) -> None:
     """Remove `member` from the row of `key` (which holds it)."""
     row = index[key]
     name = _name(member)

@@ -55,7 +55,7 @@ class Provenance:
         self.contracts: dict[str, list[Evidence]] = {}  # contract_id -> sign, amends, end
         self.rivalries: dict[tuple[str, str], Evidence] = {}  # sorted pair -> last event
         # (client, vendor) -> recent spend as (id, source, micros)
-        self.spend: dict[tuple[str, str], deque] = {}
+        self.spend: dict[tuple[str, str], deque[tuple[str, str, int]]] = {}
         self.spend_events: dict[tuple[str, str], int] = {}
 
     def observe(self, event: Event) -> None:
@@ -92,12 +92,7 @@ class Provenance:
         elif kind.startswith("contract."):
             self.contracts.setdefault(d[0], []).append(ev)
         elif kind.startswith("rivalry."):
-            self.rivalries[tuple(sorted((d[0], d[1])))] = ev
-
-    def __setstate__(self, state: dict) -> None:
-        """Snapshots written before a table existed restore with that table empty."""
-        self.__init__()  # type: ignore[misc]
-        self.__dict__.update(state)
+            self.rivalries[(d[0], d[1]) if d[0] <= d[1] else (d[1], d[0])] = ev
 
     def holding(self, owner: str, asset: str) -> Evidence | None:
         return self.holdings.get((owner, asset))
@@ -110,10 +105,10 @@ class Provenance:
         return list(self.contracts.get(contract_id, ()))
 
     def rivalry(self, a: str, b: str) -> Evidence | None:
-        return self.rivalries.get(tuple(sorted((a, b))))
+        return self.rivalries.get((a, b) if a <= b else (b, a))
 
     def recent_spend(self, client: str, vendor: str) -> tuple[list[Evidence], int]:
         """The last few spend events of a pair and how many there were in all."""
         pair = (client, vendor)
-        recent = [Evidence(*e, "spend.recorded") for e in self.spend.get(pair, ())]
+        recent = [Evidence(i, s, t, "spend.recorded") for i, s, t in self.spend.get(pair, ())]
         return recent, self.spend_events.get(pair, 0)

@@ -19,6 +19,7 @@ from bisect import bisect_right
 from collections.abc import Collection
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import Any
 
 __all__ = ["Contract", "Pair", "Relationships"]
 
@@ -72,15 +73,15 @@ class Pair:
     """
 
     ids: str | tuple[str, ...] = ()
-    times: array | None = None
-    amounts: array | None = None
+    times: array[int] | None = None
+    amounts: array[float] | None = None
     expiry_scheduled: bool = False
 
     @property
     def contracts(self) -> tuple[str, ...]:
         """Ids of the pair's contracts, in signing order."""
         ids = self.ids
-        return (ids,) if type(ids) is str else ids
+        return (ids,) if isinstance(ids, str) else ids
 
 
 class Relationships:
@@ -104,9 +105,9 @@ class Relationships:
             clients = self.by_vendor.get(vendor)
             if clients is None:
                 self.by_vendor[vendor] = client
-            elif type(clients) is str:
+            elif isinstance(clients, str):
                 self.by_vendor[vendor] = (clients, client)
-            elif type(clients) is tuple:
+            elif isinstance(clients, tuple):
                 more = (*clients, client)
                 self.by_vendor[vendor] = more if len(more) <= _SMALL else set(more)
             else:
@@ -127,7 +128,7 @@ class Relationships:
         if c.ends_on is not None:
             heapq.heappush(self._ends, (c.ends_on, c.contract_id))
 
-    def amend(self, c: Contract, changes: dict) -> None:
+    def amend(self, c: Contract, changes: dict[str, Any]) -> None:
         for key, value in changes.items():
             if key == "data_classes":
                 value = canonical_classes(value)
@@ -136,13 +137,13 @@ class Relationships:
             setattr(c, key, value)
         if "category" in changes:
             self.by_category.setdefault(c.category, set()).add(c.vendor)
-        if changes.get("ends_on") is not None:
+        if c.ends_on is not None and changes.get("ends_on") is not None:
             heapq.heappush(self._ends, (c.ends_on, c.contract_id))
 
     def add_spend(self, client: str, vendor: str, time: int, amount: float, now: int) -> bool:
         """Record spend; True when it is the only in-window spend of a never-contracted pair."""
         p = self.pairs.get((client, vendor)) or self.pair(client, vendor)
-        times = p.times
+        times, amounts = p.times, p.amounts
         cutoff = now - self.window_us
         # A contracted pair's activity does not read its spend, and `spend_365d` bisects:
         # its aged-out spend is dropped once it is half the list (amortised), not each time.
@@ -150,17 +151,17 @@ class Relationships:
             self._prune(p, cutoff)
         if time <= cutoff:
             return False
-        if times is None:
+        if times is None or amounts is None:
             times = p.times = array("q")
-            p.amounts = array("d")
+            amounts = p.amounts = array("d")
         was_active = len(times) > 0
         if not was_active or time >= times[-1]:
             times.append(time)
-            p.amounts.append(amount)
+            amounts.append(amount)
         else:
             i = bisect_right(times, time)
             times.insert(i, time)
-            p.amounts.insert(i, amount)
+            amounts.insert(i, amount)
         if p.ids:
             return False
         if not p.expiry_scheduled:
@@ -191,9 +192,11 @@ class Relationships:
 
     @staticmethod
     def _prune(p: Pair, cutoff: int) -> None:
-        i = bisect_right(p.times, cutoff)
-        del p.times[:i]
-        del p.amounts[:i]
+        times, amounts = p.times, p.amounts
+        assert times is not None and amounts is not None  # called for pairs with spend
+        i = bisect_right(times, cutoff)
+        del times[:i]
+        del amounts[:i]
 
     def lapses(self, now: int) -> set[tuple[str, str]] | frozenset[tuple[str, str]]:
         """Pairs whose activity may have changed because the watermark moved to `now`."""
@@ -252,7 +255,7 @@ class Relationships:
 
     def spend_365d(self, client: str, vendor: str, now: int) -> float:
         p = self.pairs.get((client, vendor))
-        if p is None or not p.times:
+        if p is None or not p.times or p.amounts is None:
             return 0.0
         start = bisect_right(p.times, now - self.window_us)
         return math.fsum(p.amounts[start:])

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from enum import Enum
+from typing import Any, Final
 
 import orjson
 
@@ -50,9 +51,10 @@ from streams.events.models import (
 )
 from streams.events.rejection import Rejection
 
-__all__ = ["Flat", "decode_flat", "fast_decode", "flatten", "to_day", "to_micros"]
+__all__ = ["Data", "Flat", "decode_flat", "fast_decode", "flatten", "to_day", "to_micros"]
 
-Flat = tuple[str, str, str, int, tuple]
+Data = tuple[Any, ...]  # the event's data fields, in the order its handler unpacks them
+Flat = tuple[str, str, str, int, Data]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
@@ -73,7 +75,7 @@ def flatten(event: Event) -> Flat:
     """The flat form of a validated event (what `fast_decode` returns for the same bytes)."""
     d = event.data
     etype = event.type
-    data: tuple
+    data: Data
     if etype == "spend.recorded":
         assert isinstance(event, SpendRecorded)
         d = event.data
@@ -125,7 +127,12 @@ def flatten(event: Event) -> Flat:
 # back as the cached string object, so that the engine's keys share one object per entity
 # (cheaper hashing and comparison, less memory).
 
-_MISSING: Any = object()
+
+class _Missing(Enum):
+    MISSING = 0
+
+
+_MISSING: Final = _Missing.MISSING  # a cache miss (None is a cached answer)
 _CACHE_LIMIT = 100_000
 _slug_match = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}").fullmatch  # fullmatch: no `$`-before-\n
 # Ranges in the pattern (hour 00-23, minute and second 00-59, offset up to 23:59); the
@@ -293,10 +300,10 @@ def decode_flat(raw: bytes) -> Flat | Rejection:
 
 def fast_decode(raw: object) -> Flat | None:
     """The flat form of a record the models certainly accept, or None (use `decode`)."""
-    if type(raw) is not bytes or len(raw) > MAX_RECORD_BYTES:  # type: ignore[arg-type]
+    if type(raw) is not bytes or len(raw) > MAX_RECORD_BYTES:
         return None
     try:
-        doc = orjson.loads(raw)  # type: ignore[arg-type]
+        doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
     if type(doc) is not dict:
@@ -332,7 +339,7 @@ def fast_decode(raw: object) -> Flat | None:
     return (etype, source, eid, t, body)  # type: ignore[return-value]
 
 
-def _spend(d: dict) -> tuple | None:
+def _spend(d: dict[str, Any]) -> Data | None:
     cid = d.get("contract_id", _MISSING)
     if cid is _MISSING:
         if len(d) != 3:
@@ -358,7 +365,7 @@ def _spend(d: dict) -> tuple | None:
     return (client, vendor, amount, cid)
 
 
-def _stake(d: dict) -> tuple | None:
+def _stake(d: dict[str, Any]) -> Data | None:
     status = d.get("status", _MISSING)
     if status is _MISSING:
         if len(d) != 3:
@@ -381,7 +388,7 @@ _SIGNED_KEYS = frozenset(
 )
 
 
-def _signed(d: dict) -> tuple | None:
+def _signed(d: dict[str, Any]) -> Data | None:
     if not (5 <= len(d) <= 7) or not d.keys() <= _SIGNED_KEYS:
         return None
     cid = d.get("contract_id")
@@ -411,7 +418,7 @@ def _signed(d: dict) -> tuple | None:
 _AMENDED_KEYS = frozenset({"contract_id", "data_classes", "annual_value", "ends_on", "category"})
 
 
-def _amended(d: dict) -> tuple | None:
+def _amended(d: dict[str, Any]) -> Data | None:
     if len(d) < 2 or not d.keys() <= _AMENDED_KEYS:
         return None
     cid = d.get("contract_id")
@@ -443,14 +450,14 @@ def _amended(d: dict) -> tuple | None:
     return (cid, changes)
 
 
-def _terminated(d: dict) -> tuple | None:
+def _terminated(d: dict[str, Any]) -> Data | None:
     cid = d.get("contract_id")
     if len(d) != 1 or not _text(cid, 128):
         return None
     return (cid,)
 
 
-def _rivalry(d: dict) -> tuple | None:
+def _rivalry(d: dict[str, Any]) -> Data | None:
     sector = d.get("sector", _MISSING)
     if sector is _MISSING:
         if len(d) != 2:
@@ -465,7 +472,7 @@ def _rivalry(d: dict) -> tuple | None:
     return (a, b, sector)
 
 
-def _entity(d: dict) -> tuple | None:
+def _entity(d: dict[str, Any]) -> Data | None:
     aliases = d.get("aliases", _MISSING)
     if aliases is _MISSING:
         if len(d) != 2:

@@ -45,7 +45,10 @@ EXCLUSIVE_STEP = 0.000001  # above an exclusive minimum: the published figures' 
 TOLERANCE = 1e-6  # percent: a stated figure and the one computed agree within this
 _SCHEME = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_PERSON_KINDS = {"anonymousPerson": "Anonymous person", "unknownPerson": "Unknown person"}
+_PERSON_KINDS: dict[object, str] = {
+    "anonymousPerson": "Anonymous person",
+    "unknownPerson": "Unknown person",
+}
 
 
 @dataclass
@@ -516,7 +519,7 @@ def _names(details: dict, person: bool, rid: str) -> tuple[str, list[str]]:
     names: list[str] = []
     if person:
         given = [n for n in details.get("names") or [] if isinstance(n, dict)]
-        order = {"legal": 0, "individual": 1}
+        order: dict[object, int] = {"legal": 0, "individual": 1}
         for n in sorted(given, key=lambda n: order.get(n.get("type"), 2)):
             full = _text(n.get("fullName")) or _text(
                 " ".join(

@@ -262,12 +262,13 @@ class _Rows:
                 data["contract_id"] = row["contract_id"]
             etype = "spend.recorded"
         else:
-            etype, data = self.contract(row, client, vendor, currency, time)
-            if data is None:
+            etype, changed = self.contract(row, client, vendor, currency, time)
+            if changed is None:
                 self.say(
                     line, "skipped", "unchanged", f"contract {row['contract_id']!r}: no change"
                 )
                 return 0, None
+            data = changed
         content = orjson.dumps(
             [self.kind, etype, time.isoformat(), data], option=orjson.OPT_SORT_KEYS
         )

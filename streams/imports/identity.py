@@ -71,7 +71,7 @@ class Directory:
         for pair in [p for p, e in self.by_identifier.items() if e == entity]:
             del self.by_identifier[pair]
         for pair in ids:
-            self.by_identifier[tuple(pair)] = entity  # type: ignore[index]
+            self.by_identifier[tuple(pair)] = entity
         self._keys[entity] = f"known:{entity}"
         for text in (name, *aliases):
             key = name_key(text)

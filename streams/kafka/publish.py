@@ -96,12 +96,13 @@ class Publisher:
             if r.key is None:
                 partition = random.choice(parts)  # what aiokafka does for unkeyed records
             else:
-                partition = self._by_key.get((r.topic, r.key))
-                if partition is None:  # murmur2 is pure Python: ~2 µs a key
+                cached = self._by_key.get((r.topic, r.key))
+                if cached is None:  # murmur2 is pure Python: ~2 µs a key
                     if len(self._by_key) > _KEY_CACHE:
                         self._by_key.clear()
-                    partition = self._partitioner(r.key, parts, parts)
-                    self._by_key[r.topic, r.key] = partition
+                    cached = self._partitioner(r.key, parts, parts)
+                    self._by_key[r.topic, r.key] = cached
+                partition = cached
             placed.append(
                 ArchivedRecord(r.topic, r.key, r.value, r.timestamp_ms, r.headers, partition)
             )
@@ -116,6 +117,7 @@ class Publisher:
             await asyncio.to_thread(self._archive.append, placed)
         batches: dict[tuple[str, int], Any] = {}
         for r in placed:
+            assert r.partition is not None  # placed
             tp = (r.topic, r.partition)
             batch = batches.get(tp)
             if batch is None:

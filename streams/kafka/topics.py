@@ -16,6 +16,14 @@ from typing import Any
 from aiokafka.admin import NewTopic
 
 from streams.events import Event
+from streams.events.models import (
+    ContractAmendedData,
+    ContractSignedData,
+    ContractTerminatedData,
+    OwnershipData,
+    RivalryData,
+    SpendData,
+)
 from streams.kafka.clients import make_admin
 
 __all__ = [
@@ -122,17 +130,16 @@ def route(names: TopicNames, event: Event) -> tuple[str, bytes]:
     sorted pair.
     """
     data = event.data
-    match event.type:
-        case "ownership.stake":
-            key = data.asset
-        case "contract.signed" | "contract.amended" | "contract.terminated":
-            key = data.contract_id
-        case "spend.recorded":
-            key = data.client
-        case "rivalry.declared" | "rivalry.withdrawn":
-            key = "|".join(sorted((data.a, data.b)))
-        case _:
-            key = data.id
+    if isinstance(data, OwnershipData):
+        key = data.asset
+    elif isinstance(data, ContractSignedData | ContractAmendedData | ContractTerminatedData):
+        key = data.contract_id
+    elif isinstance(data, SpendData):
+        key = data.client
+    elif isinstance(data, RivalryData):
+        key = "|".join(sorted((data.a, data.b)))
+    else:
+        key = data.id
     return names.for_type(event.type), key.encode()
 
 

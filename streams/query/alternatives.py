@@ -30,7 +30,8 @@ def alternatives(
     threshold = engine.config.threshold
     rivals = engine.rivals.get(client, {})
     exposures = Exposures(engine)
-    neutral, excluded = [], []
+    neutral: list[dict[str, Any]] = []
+    excluded: list[dict[str, Any]] = []
     for vendor in sorted(vendors - {client}):
         stakes = []
         for rival in sorted(rivals):
@@ -50,7 +51,7 @@ def alternatives(
             for c in rel.clients_of(vendor)
             if scope.sees(c) and now is not None and rel.is_active(c, vendor, now)
         )
-        row = {
+        row: dict[str, Any] = {
             "vendor": vendor,
             "clients": len(clients),
             "already_used": client in clients,

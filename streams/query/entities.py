@@ -65,7 +65,7 @@ def owners(engine: Engine, entity: str, scope: Scope = EVERYTHING) -> dict[str, 
     facts: any scope sees them, for an entity it may know of)."""
     require(engine, entity, scope=scope)
     graph = engine.graph
-    rows = []
+    rows: list[dict[str, Any]] = []
     for owner, paths in graph.paths_into(entity).items():
         stake = min(100.0, math.fsum(s for s, _ in paths))
         rows.append(
@@ -93,7 +93,7 @@ def holdings(engine: Engine, entity: str, scope: Scope = EVERYTHING) -> dict[str
     require(engine, entity, scope=scope)
     graph = engine.graph
     exposure = engine.exposure_of(entity)
-    rows = []
+    rows: list[dict[str, Any]] = []
     # control through a long chain of majorities can leave no path above the floor
     reached = exposure.paths.keys() | (exposure.controlled - {entity})
     for asset in reached:

@@ -9,18 +9,19 @@ clause by clause, naming the one that matched.
 from __future__ import annotations
 
 import math
+from collections.abc import Set as AbstractSet
 from itertools import pairwise
 from typing import Any
 
 from streams.engine import Engine, shown_stake
 from streams.engine.config import Facts, SeverityRules
 from streams.engine.provenance import Evidence, Provenance
+from streams.engine.records import format_micros
 from streams.engine.relationships import DAY_US
 from streams.engine.rules import judged_stake
 from streams.query.common import (
     Exposures,
     conflict_figures,
-    iso_micros,
     names,
     require,
     require_client,
@@ -47,7 +48,9 @@ def severity_rules(rules: SeverityRules, facts: Facts) -> dict[str, Any]:
     for severity, clauses in rules.rules:
         shown = []
         for clause in clauses:
-            terms = [{"term": _term(t), "holds": t.holds(facts)} for t in clause]
+            terms: list[dict[str, Any]] = [
+                {"term": _term(t), "holds": t.holds(facts)} for t in clause
+            ]
             text = " & ".join(t["term"] for t in terms)
             holds = all(t["holds"] for t in terms)
             if holds and matched is None:
@@ -67,7 +70,9 @@ def severity_rules(rules: SeverityRules, facts: Facts) -> dict[str, Any]:
     }
 
 
-def _holding(engine: Engine, provenance: Provenance | None, owner: str, asset: str) -> dict:
+def _holding(
+    engine: Engine, provenance: Provenance | None, owner: str, asset: str
+) -> dict[str, Any]:
     h = engine.graph.holdings.get((owner, asset))
     held_ev, pending_ev = provenance.stake(owner, asset) if provenance else (None, None)
     if provenance is not None and held_ev is None and pending_ev is None:
@@ -95,7 +100,9 @@ def _holding(engine: Engine, provenance: Provenance | None, owner: str, asset: s
     }
 
 
-def _contract(engine: Engine, provenance: Provenance | None, cid: str, today: int | None):
+def _contract(
+    engine: Engine, provenance: Provenance | None, cid: str, today: int | None
+) -> dict[str, Any]:
     c = engine.rel.contracts[cid]
     sensitive = engine.config.sensitive_data_classes
     return {
@@ -106,18 +113,20 @@ def _contract(engine: Engine, provenance: Provenance | None, cid: str, today: in
         "data_classes": list(c.data_classes),
         "sensitive_data_classes": [dc for dc in c.data_classes if dc in sensitive],
         "annual_value": c.annual_value,
-        "ends_on": None if c.ends_on is None else iso_micros(c.ends_on * DAY_US)[:10],
+        "ends_on": None if c.ends_on is None else format_micros(c.ends_on * DAY_US)[:10],
         "events": [e.to_dict() for e in provenance.contract(cid)]
         if provenance
         else [{"id": e} for e in c.events],
     }
 
 
-def _control(engine: Engine, rival: str, vendor: str, controlled: frozenset[str]) -> dict:
+def _control(
+    engine: Engine, rival: str, vendor: str, controlled: AbstractSet[str]
+) -> dict[str, Any]:
     """The holdings in the vendor of the rival and of what it controls (> 50 % = control)."""
     graph = engine.graph
     claimed = graph.in_eff.get(vendor, {})
-    holders = [
+    holders: list[dict[str, Any]] = [
         {"holder": owner, "percent": claimed[owner], "counted": shown_stake(pct)}
         for owner, pct in sorted(graph.counted_in(vendor).items())
         if owner in controlled
@@ -262,7 +271,9 @@ def explain(
     }
 
 
-def _paths(engine: Engine, provenance: Provenance | None, rows: list[dict]) -> list[dict]:
+def _paths(
+    engine: Engine, provenance: Provenance | None, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Each path with its holdings, their product and the events that set them."""
     paths = []
     for row in rows:

@@ -13,13 +13,13 @@ changes or closes, a rejection, a figure — depends on another client's contrac
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from streams.engine import SEVERITY_RANK, Engine, EngineConfig
-from streams.events import ContractSigned, Rejection, SpendRecorded, decode
+from streams.events import ContractSigned, Event, Rejection, SpendRecorded, decode
 from streams.query.common import Exposures, conflict_figures, watermark
 from streams.query.scope import EVERYTHING, Scope
 
@@ -36,7 +36,7 @@ class BadHypothesis(ValueError):
         self.index = index
 
 
-def _events(raw: Sequence[Any], now: str | None, scope: Scope) -> list:
+def _events(raw: Sequence[Any], now: str | None, scope: Scope) -> list[Event]:
     if len(raw) > MAX_EVENTS:
         raise BadHypothesis(f"at most {MAX_EVENTS} hypothetical events, got {len(raw)}")
     events = []
@@ -61,9 +61,13 @@ def _events(raw: Sequence[Any], now: str | None, scope: Scope) -> list:
     return events
 
 
-def _all_figures(engine: Engine, keys) -> dict[str, dict[str, Any]]:
+def _all_figures(engine: Engine, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
     exposures = Exposures(engine)
-    return {key: conflict_figures(engine, *key.split("|"), exposures) for key in keys}
+    figures: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        client, vendor, rival = key.split("|")
+        figures[key] = conflict_figures(engine, client, vendor, rival, exposures)
+    return figures
 
 
 def what_if(engine: Engine, events: Sequence[Any], scope: Scope = EVERYTHING) -> dict[str, Any]:
@@ -84,10 +88,10 @@ def what_if_snapshot(
         copy.keep_clients(scope.clients)
     parsed = _events(events, watermark(copy), scope)
     before_open = set(copy.open)
-    before = _all_figures(copy, before_open)
+    before: dict[str, dict[str, Any] | None] = {**_all_figures(copy, before_open)}
     watermark_before = watermark(copy)
-    records = []
-    rejected = []
+    records: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
     for i, event in enumerate(parsed):
         outcome = copy.apply(event)
         if outcome.rejection is not None:

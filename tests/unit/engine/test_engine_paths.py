@@ -8,7 +8,6 @@ and emit the same records.
 from __future__ import annotations
 
 import datetime as dt
-import pickle
 from pathlib import Path
 
 import pytest
@@ -62,15 +61,3 @@ def test_event_times_format_as_before(text):
     """Records format the watermark-side µs exactly as they formatted the datetime."""
     t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     assert format_micros(to_micros(t)) == format_time(t)
-
-
-def test_a_snapshot_without_the_open_pair_index_restores_it():
-    """Snapshots taken before the (client, vendor) -> open rivals index still restore."""
-    engine = Engine()
-    for raw in SEED.read_bytes().splitlines()[:74]:
-        engine.process(raw)
-    assert engine.open
-    version, state = pickle.loads(engine.snapshot())
-    del state["_open_pairs"]
-    restored = Engine.restore(pickle.dumps((version, state)))
-    assert restored._open_pairs == engine._open_pairs

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import pytest
 
-from streams.engine.provenance import Provenance
 from streams.query import (
     BadHypothesis,
     NotFound,
@@ -219,14 +217,3 @@ def test_owners_and_holdings_of_scale_ai_and_meta(settled):
     assert held["asset"] == "scale-ai" and held["paths"][0]["path"] == ["meta", "scale-ai"]
     with pytest.raises(NotFound):
         owners(settled.engine, "nobody")
-
-
-def test_provenance_from_an_older_snapshot_restores_without_the_stake_table(settled):
-    """A snapshot pickled before `stakes` existed still loads; explanations fall back."""
-    old = Provenance()
-    old.holdings = dict(settled.provenance.holdings)
-    del old.__dict__["stakes"]
-    restored = pickle.loads(pickle.dumps(old))
-    assert restored.stakes == {} and restored.stake("meta", "scale-ai") == (None, None)
-    x = explain(settled.engine, restored, "openai", "scale-ai", "meta")
-    assert x["stake"]["paths"][0]["holdings"][0]["evidence"]["id"] == "seed-0080"
