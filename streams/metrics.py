@@ -315,159 +315,172 @@ class Metrics:
         self._status = _Enumerated(ALERT_STATUSES)
         self._delivery_outcome = _Enumerated(DELIVERY_OUTCOMES)
 
-        def name(suffix: str) -> str:
-            return f"{PREFIX}_{suffix}"
+        self._events_in()
+        self._alerts()
+        self._exposure_gauges()
+        self._delivery()
+        self._worker(version, clock, process_metrics)
 
-        r = registry
-        # -- events in --------------------------------------------------------------------
+    def _events_in(self) -> None:
+        """Input records: consumed, dead-lettered, their latency, the last one."""
         self.events_consumed = Counter(
-            name("events_consumed"),
+            _name("events_consumed"),
             "Records consumed from the input topics, by topic, event type and outcome.",
             ["topic", "type", "outcome"],
-            registry=r,
+            registry=self.registry,
         )
         self.dead_letters = Counter(
-            name("dead_letters"),
+            _name("dead_letters"),
             "Records written to the dead-letter topic, by source topic and rejection code.",
             ["topic", "reason"],
-            registry=r,
+            registry=self.registry,
         )
         self.processing_latency = Histogram(
-            name("processing_latency_seconds"),
+            _name("processing_latency_seconds"),
             "Kafka record timestamp to the event being applied, in seconds.",
             ["topic"],
             buckets=LATENCY_BUCKETS,
-            registry=r,
+            registry=self.registry,
         )
         self.last_event = Gauge(
-            name("last_event_consumed_timestamp_seconds"),
+            _name("last_event_consumed_timestamp_seconds"),
             "Wall-clock time the last input record was consumed (0 before the first).",
-            registry=r,
+            registry=self.registry,
         )
-        # -- alerts -----------------------------------------------------------------------
+
+    def _alerts(self) -> None:
+        """Alert records published, their latency, open conflicts by severity."""
         self.alerts = Counter(
-            name("alerts"),
+            _name("alerts"),
             "Alert records published on the alerts topic, by status and severity.",
             ["status", "severity"],
-            registry=r,
+            registry=self.registry,
         )
         self.alert_latency = Histogram(
-            name("event_to_alert_latency_seconds"),
+            _name("event_to_alert_latency_seconds"),
             "Record timestamp of the causing event to its alert record being published.",
             buckets=LATENCY_BUCKETS,
-            registry=r,
+            registry=self.registry,
         )
         self.open_conflicts = Gauge(
-            name("open_conflicts"),
+            _name("open_conflicts"),
             "Open conflicts by severity.",
             ["severity"],
-            registry=r,
+            registry=self.registry,
         )
-        # -- exposure (top-N snapshots) ---------------------------------------------------
+
+    def _exposure_gauges(self) -> None:
+        """Spend at risk and open conflicts per rival and client; the top conflicts."""
         self._exposure = _SnapshotCollector(
             {
-                name("rival_spend_at_risk_usd"): (
+                _name("rival_spend_at_risk_usd"): (
                     "Trailing-year spend of clients with vendors a rival has a conflicting stake "
                     "in (watch list + top-N rivals, the rest under _other).",
                     ("rival",),
                 ),
-                name("rival_open_conflicts"): (
+                _name("rival_open_conflicts"): (
                     "Open conflicts per rival (watch list + top-N, the rest under _other).",
                     ("rival",),
                 ),
-                name("client_spend_at_risk_usd"): (
+                _name("client_spend_at_risk_usd"): (
                     "Client's trailing-year spend with vendors in an open conflict "
                     "(watch list + top-N clients, the rest under _other).",
                     ("client",),
                 ),
-                name("client_open_conflicts"): (
+                _name("client_open_conflicts"): (
                     "Open conflicts per client (watch list + top-N, the rest under _other).",
                     ("client",),
                 ),
-                name("top_conflict_spend_at_risk_usd"): (
+                _name("top_conflict_spend_at_risk_usd"): (
                     "Trailing-year client-vendor spend of the top open conflicts by spend "
                     "(the rest summed in one _other row).",
                     ("client", "vendor", "rival", "severity", "pending"),
                 ),
-                name("top_conflict_stake_percent"): (
+                _name("top_conflict_stake_percent"): (
                     "Effective stake of the rival in the vendor, for the top open conflicts.",
                     ("client", "vendor", "rival", "severity", "pending"),
                 ),
             }
         )
-        r.register(self._exposure)
+        self.registry.register(self._exposure)
         self.set_conflicts(())
-        # -- delivery ---------------------------------------------------------------------
+
+    def _delivery(self) -> None:
+        """Deliveries to receivers, retries, queue depth, backpressure."""
         self.deliveries = Counter(
-            name("alert_deliveries"),
+            _name("alert_deliveries"),
             "Alert records handed to receivers, by receiver and final outcome.",
             ["receiver", "outcome"],
-            registry=r,
+            registry=self.registry,
         )
         self.delivery_retries = Counter(
-            name("alert_delivery_retries"),
+            _name("alert_delivery_retries"),
             "Delivery attempts retried (5xx, 429, network errors), by receiver.",
             ["receiver"],
-            registry=r,
+            registry=self.registry,
         )
         self.delivery_queue_depth = Gauge(
-            name("alert_delivery_queue_depth"),
+            _name("alert_delivery_queue_depth"),
             "Alert records waiting to be delivered, by receiver.",
             ["receiver"],
-            registry=r,
+            registry=self.registry,
         )
         self.delivery_backpressure = Counter(
-            name("alert_delivery_backpressure"),
+            _name("alert_delivery_backpressure"),
             "Times delivery stopped reading the alerts topic because its queue limit "
             "(max_pending records not yet delivered) was reached.",
-            registry=r,
+            registry=self.registry,
         )
-        # -- worker -----------------------------------------------------------------------
+
+    def _worker(
+        self, version: str | None, clock: Callable[[], float], process_metrics: bool
+    ) -> None:
+        """Lag, table sizes, over-allocated assets, rebalances, recovery state, build."""
         self.consumer_lag = Gauge(
-            name("consumer_lag_records"),
+            _name("consumer_lag_records"),
             "Records between the committed offset and the end of the assigned partitions.",
             ["topic"],
-            registry=r,
+            registry=self.registry,
         )
         self.table_entries = Gauge(
-            name("table_entries"),
+            _name("table_entries"),
             "Entries in the engine state this worker holds in memory (holdings, contracts, ...).",
             ["table"],
-            registry=r,
+            registry=self.registry,
         )
         self.overallocated_assets = Gauge(
-            name("overallocated_assets"),
+            _name("overallocated_assets"),
             "Assets whose holdings claim more than 100 % (held, or with pending in place of "
             "held); each counts pro rata (SPEC §2).",
-            registry=r,
+            registry=self.registry,
         )
         self.rebalances = Counter(
-            name("rebalances"),
+            _name("rebalances"),
             "Consumer group rebalances seen by this worker.",
-            registry=r,
+            registry=self.registry,
         )
         self.recovery_state = Gauge(
-            name("recovery_state"),
+            _name("recovery_state"),
             "1 for the worker's current state (starting, recovering, running, stopping).",
             ["state"],
-            registry=r,
+            registry=self.registry,
         )
         self.set_recovery_state("starting")
         self.start_time = Gauge(
-            name("start_time_seconds"),
+            _name("start_time_seconds"),
             "Wall-clock time this worker's metrics were created.",
-            registry=r,
+            registry=self.registry,
         )
         self.start_time.set(clock())
         self.build_info = Gauge(
-            name("build_info"),
+            _name("build_info"),
             "Always 1; labels carry the Stakewatch version and the Python version.",
             ["version", "python"],
-            registry=r,
+            registry=self.registry,
         )
         self.build_info.labels(version or _version(), platform.python_version()).set(1)
         if process_metrics:
-            ProcessCollector(namespace=PREFIX, registry=r)
+            ProcessCollector(namespace=PREFIX, registry=self.registry)
 
     # -- events in ------------------------------------------------------------------------
     def observe_applied(self, topic: str, event_type: str, latency_s: float) -> None:
@@ -643,6 +656,10 @@ _SUFFIXES: Final = {
     "summary": ("_sum", "_count", "_created", ""),
     "info": ("_info",),
 }
+
+
+def _name(suffix: str) -> str:
+    return f"{PREFIX}_{suffix}"
 
 
 def sample_names_of(families: Iterable[Metric]) -> frozenset[str]:

@@ -10,19 +10,26 @@ the watermark, as every ``resolved`` record carries them (docs/decisions.md).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
+import structlog
 from aiokafka import TopicPartition
 
+from streams.agents.apply import alert_cloudevent
 from streams.agents.leases import Held
+from streams.agents.outbox import Outbox
 from streams.engine import SEVERITIES, STATUSES, AlertRecord, Engine
 from streams.engine.records import format_micros
 from streams.kafka.clients import make_consumer
 from streams.kafka.partitions import read_to_end
+from streams.kafka.topics import TopicNames
 
-__all__ = ["REBUILD_EVENT", "last_published", "stale_records"]
+__all__ = ["REBUILD_EVENT", "last_published", "publish_stale", "stale_records"]
+
+log = structlog.get_logger("stakewatch.worker")
 
 REBUILD_EVENT = "rebuild"  # the event_id of the records a reconciliation publishes
 
@@ -54,6 +61,40 @@ def stale_records(
             continue
         out.append(engine.resolved_record(client, vendor, rival, severity, REBUILD_EVENT, stamp))
     return out
+
+
+async def publish_stale(
+    outbox: Outbox,
+    bootstrap: str,
+    client: Mapping[str, Any],
+    names: TopicNames,
+    engine: Engine,
+    held: Held,
+    counts: Counter[str],
+) -> None:
+    """Read the alerts topic to its end and hand the stale conflicts' ``resolved`` records
+    to the outbox (the caller flushed it first: the topic shows what it sent)."""
+    published = await last_published(bootstrap, client, names.alerts)
+    stale = stale_records(engine, published, held)
+    await outbox.send(
+        (
+            names.alerts,
+            r.to_json(),
+            r.dedup_key.encode(),
+            alert_cloudevent(r, names.prefix, f"{REBUILD_EVENT}/{r.event_time}"),
+        )
+        for r in stale
+    )
+    for record in stale:
+        counts["alerts_resolved"] += 1
+        log.info(
+            "alert",
+            dedup_key=record.dedup_key,
+            status="resolved",
+            reason="no longer open after rebuild",
+        )
+    if stale:
+        log.info("reconciled alerts topic after a rebuild", resolved=len(stale))
 
 
 def _last_states(values: Iterable[bytes | None]) -> dict[str, tuple[str, str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -15,7 +16,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from streams.agents.delivery import DeliveryAgent, DeliveryOptions
-from streams.agents.worker import Worker, WorkerOptions, tune_gc
+from streams.agents.worker import Worker, WorkerOptions
 from streams.api.auth import Access
 from streams.kafka.archive import Archive
 from streams.metrics import Metrics
@@ -24,6 +25,16 @@ from streams.web import build_app
 __all__ = ["serve"]
 
 log = structlog.get_logger("stakewatch.worker")
+
+
+def tune_gc() -> None:
+    """Collector thresholds for a process that runs a worker (`serve`, the bench's worker
+    peer; process-wide, so not the `Worker`'s to set). The worker's heap is millions of
+    long-lived objects (the state) and a stream of short-lived ones (records). With
+    CPython's defaults a young collection runs every 700 allocations and a full one often
+    enough to rescan the state again and again; these thresholds cut the collector's share
+    of the hot path (+8 % events/s on 1M events)."""
+    gc.set_threshold(200_000, 50, 1000)
 
 
 async def serve(

@@ -9,7 +9,8 @@ The composition of parts with one job each (docs/architecture.md has the picture
   batches and rewinds the worker to its last checkpoint (records repeat, none is lost);
 - ``checkpoints.Checkpoints`` — state + positions + leases, snapshotted together, restored
   when leases move, the point a rewind goes back to;
-- ``reconcile`` — after a replay from scratch, resolve what the alerts topic shows open.
+- ``reconcile`` — after a replay from scratch, resolve what the alerts topic shows open;
+- ``gauges.StateGauges`` — the state on the dashboards' gauges.
 
 This class holds the state those parts share (the ledger, the positions, the leases), runs
 the loop and answers the lease callbacks. Batches, not events: each turn fetches up to
@@ -21,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import os
 import socket
 import uuid
@@ -35,9 +35,10 @@ import structlog
 from aiokafka.errors import KafkaError
 
 from streams.agents import reconcile
-from streams.agents.apply import Applier, alert_cloudevent
+from streams.agents.apply import Applier
 from streams.agents.checkpoints import Checkpoint, Checkpoints, load_state, restore_point
 from streams.agents.clock import SYSTEM_CLOCK, Clock
+from streams.agents.gauges import StateGauges
 from streams.agents.ingest import Ingest
 from streams.agents.leases import Held, LeaseKeeper
 from streams.agents.outbox import Outbox
@@ -48,7 +49,7 @@ from streams.engine.provenance import Provenance
 from streams.kafka.topics import TopicNames, default_topics, ensure_topics
 from streams.metrics import Metrics
 
-__all__ = ["Worker", "WorkerOptions", "tune_gc"]
+__all__ = ["Worker", "WorkerOptions"]
 
 log = structlog.get_logger("stakewatch.worker")
 
@@ -122,7 +123,8 @@ class Worker:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._keeper: LeaseKeeper | None = None
-        self._last_export = self._last_progress_log = 0.0
+        self._last_progress_log = 0.0
+        self._gauges = None if metrics is None else StateGauges(metrics, clock)
 
     # -- what the API, the web surface and the tests read ------------------------------------
 
@@ -409,74 +411,19 @@ class Worker:
         self._reconcile = False
         await self.outbox.flush()  # the topic must show what the replay just sent
         o = self.options
-        published = await reconcile.last_published(o.bootstrap, o.client, self.names.alerts)
-        stale = reconcile.stale_records(self.engine, published, self.held)
-        await self.outbox.send(
-            (
-                self.names.alerts,
-                r.to_json(),
-                r.dedup_key.encode(),
-                alert_cloudevent(r, self.names.prefix, f"rebuild/{r.event_time}"),
-            )
-            for r in stale
+        await reconcile.publish_stale(
+            self.outbox, o.bootstrap, o.client, self.names, self.engine, self.held, self.counts
         )
-        for record in stale:
-            self.counts["alerts_resolved"] += 1
-            log.info(
-                "alert",
-                dedup_key=record.dedup_key,
-                status="resolved",
-                reason="no longer open after rebuild",
-            )
-        if stale:
-            log.info("reconciled alerts topic after a rebuild", resolved=len(stale))
 
     # -- reporting ------------------------------------------------------------------------
 
     def _export_state(self) -> None:
-        m = self.metrics
-        if m is None:
-            return
-        mine = self.open_records()
-        m.set_open_conflicts(Counter(r.severity for r in mine))
-        now = self.clock.monotonic()
-        if now - self._last_export < 1.0:
-            return
-        self._last_export = now
-        engine = self.engine
-        # Figures move without a transition (spend ages, an announced stake closes: no alert
-        # record), so the dashboards get them at the watermark, as /v1/conflicts shows them.
-        refreshed = []
-        for r in mine:
-            stake, controlled, pending, spend = engine.headline(r.client, r.vendor, r.rival)
-            refreshed.append(
-                dataclasses.replace(
-                    r, stake=stake, controlled=controlled, pending=pending, spend_365d=spend
-                )
-            )
-        m.set_conflicts(refreshed)
-        m.set_table_sizes(
-            {
-                "holdings": len(engine.graph.holdings),
-                "contracts": len(engine.rel.contracts),
-                "open_conflicts": len(engine.open),
-            }
-        )
-        m.set_overallocated(len(engine.graph.overallocated))
+        if self._gauges is not None:
+            self._gauges.export(self.engine, self.open_records())
 
     def _set_state(self, state: str) -> None:
         if self.metrics is not None:
             self.metrics.set_recovery_state(state)
-
-
-def tune_gc() -> None:
-    """Collector thresholds for a process that runs a worker (`serve`, the bench's worker
-    peer; process-wide, so not the `Worker`'s to set). The worker's heap is millions of
-    long-lived objects (the state) and a stream of short-lived ones (records). With
-    CPython's defaults a young collection runs every 700 allocations and a full one often
-    enough to rescan the state again and again; these thresholds cut the collector's share
-    of the hot path (+8 % events/s on 1M events)."""
-    gc.set_threshold(200_000, 50, 1000)
 
 
 def _default_worker_id() -> str:

@@ -50,7 +50,8 @@ async def _worker(args: dict[str, Any]) -> dict[str, Any]:
     (exact, whatever the batch size), not from an earlier guess of when it began."""
     from prometheus_client import CollectorRegistry
 
-    from streams.agents.worker import Worker, WorkerOptions, tune_gc
+    from streams.agents.runner import tune_gc
+    from streams.agents.worker import Worker, WorkerOptions
     from streams.kafka.topics import TopicNames
     from streams.logging import configure_logging
     from streams.metrics import Metrics

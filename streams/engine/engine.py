@@ -5,7 +5,8 @@ rule that needs the wall clock (`future`: dated more than a day after the event 
 takes the reading as an argument from the adapter that read the event. Each
 event marks what it can have changed (client–vendor pairs, one rival's exposure, a rivalry),
 and only those conflicts are re-evaluated; the diff against the open set is the output.
-The faust agents, `stakewatch backtest` and the API all drive this one class.
+The worker, `stakewatch backtest` and the offline queries drive this one class through the
+ledger (ledger.py); the API reads it.
 """
 
 from __future__ import annotations
