@@ -32,6 +32,7 @@ from streams.agents.snapshots import (
     Marker,
     SnapshotRejected,
     SnapshotStore,
+    Superseded,
     choose_marker,
     made_in_child,
 )
@@ -85,6 +86,7 @@ class Checkpoints:
         self.taken_at = 0.0  # monotonic time of the last one (or of a restore)
         self.cost = 0.0  # seconds the last one took, fork to marker
         self._task: asyncio.Task[None] | None = None
+        self.superseded = False  # a reset marker came after this worker's state: no snapshots
 
     def due(self, dirty: bool) -> bool:
         """Time for the loop's periodic checkpoint (none while one is being written)."""
@@ -147,12 +149,24 @@ class Checkpoints:
     ) -> None:
         made = await job
         marker = None
-        if self.store.enabled:  # signed in the child: its MAC, then the bytes it signs
+        if self.store.enabled and not self.superseded:  # the child signed: MAC, then bytes
             blob: bytes | memoryview = memoryview(made)[MAC_BYTES:]
-            marker = await self.store.write(
-                producer, blob, positions, leases, rules=self.rules, blob_mac=made[:MAC_BYTES]
-            )
-            self.counts["snapshots"] += 1
+            try:
+                marker = await self.store.write(
+                    producer, blob, positions, leases, rules=self.rules, blob_mac=made[:MAC_BYTES]
+                )
+                self.counts["snapshots"] += 1
+            except Superseded as exc:
+                self.superseded = True
+                log.warning(
+                    "a rebuild was requested after this worker chose its state: no more "
+                    "snapshots from it (they would overtake the reset marker); the next "
+                    "start rebuilds",
+                    worker=self.store.worker,
+                    reset=exc.reset.snapshot_id,
+                )
+        elif self.store.enabled:  # superseded: kept for rewinds only
+            blob = memoryview(made)[MAC_BYTES:]
         else:  # no key: kept for rewinds only
             blob = made
         if current():  # not rewound meanwhile: the point to go back to
@@ -184,13 +198,14 @@ async def restore_point(
     those leases after their last flush gets published; None when it need not move (it is
     behind the old holder's flush point, so nothing was skipped)."""
     markers = await store.markers(needed=wanted, rules=rules)
+    fence = store.last_end  # what this worker's state will descend from, if it moves
     while True:
         marker = choose_marker(markers, wanted, rules, store.broker)
         if marker is None or marker.is_reset:
             break
         behind = all(positions.get(tp, 0) <= o for tp, o in marker.positions.items())
         if not first and behind:
-            return None
+            return None  # no move: the state keeps its lineage (and its fence)
         try:
             blob = await store.load(marker)
             break
@@ -203,6 +218,7 @@ async def restore_point(
                 error=str(exc),
             )
             markers = [m for m in markers if m.offset != marker.offset]
+    store.fence = fence
     if marker is None:
         if first or any(positions.values()):
             log.info(

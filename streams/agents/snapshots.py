@@ -41,6 +41,7 @@ __all__ = [
     "Marker",
     "SnapshotRejected",
     "SnapshotStore",
+    "Superseded",
     "choose_marker",
     "made_in_child",
     "usable_marker",
@@ -55,6 +56,16 @@ log = structlog.get_logger("stakewatch.snapshots")
 
 class SnapshotRejected(ValueError):
     """A snapshot whose bytes fail verification: never decoded."""
+
+
+class Superseded(RuntimeError):
+    """A reset marker (``stakewatch rebuild``) came after this worker chose its state: a
+    snapshot of that state written now would overtake the reset, and the next start would
+    restore it instead of rebuilding."""
+
+    def __init__(self, reset: Marker) -> None:
+        super().__init__(f"reset marker {reset.snapshot_id} at offset {reset.offset}")
+        self.reset = reset
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +246,10 @@ class SnapshotStore:
         self.topic = topic
         self.worker = worker
         self._seq = 0
+        # The topic's end when this worker last chose what to restore (or replay): a reset
+        # marker at or after it was written after, and fences this worker's snapshots.
+        self.fence = 0
+        self.last_end = 0  # the end offset `markers` last saw
 
     @property
     def enabled(self) -> bool:
@@ -258,6 +273,10 @@ class SnapshotStore:
         key = self.key
         if key is None:
             raise RuntimeError("no snapshot key: snapshots are off")
+        if blob is not None:
+            reset = await self.reset_after_fence()
+            if reset is not None:
+                raise Superseded(reset)
         if blob is not None and blob_mac is None:
             blob_mac = key.sign_blob(blob)
         self._seq += 1
@@ -318,6 +337,7 @@ class SnapshotStore:
         try:
             consumer.assign([tp])
             (end,) = (await true_ends(consumer, [tp])).values()
+            self.last_end = end
             start = end
             while True:
                 start = max(0, end - window)
@@ -345,6 +365,34 @@ class SnapshotStore:
                     count=len(forged),
                     offsets=sorted(forged)[:10],
                 )
+
+    async def reset_after_fence(self, window: int = 8) -> Marker | None:
+        """The newest verified reset marker written at or after ``fence``, among the last
+        ``window`` records (a rebuild is refused while workers live, so a reset racing a
+        worker's last snapshot is at the end of the topic), or None."""
+        key = self.key
+        assert key is not None
+        tp = TopicPartition(self.topic, 0)
+        consumer = _consumer(self.bootstrap, self.client)
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            (end,) = (await true_ends(consumer, [tp])).values()
+            start = max(self.fence, end - window)
+            if start >= end:
+                return None
+            newest = None
+            for r in await read_range(consumer, tp, start, end):
+                headers = dict(r.headers or ())
+                if headers.get("kind") == b"marker" and key.marker_ok(
+                    r.value or b"", headers.get("mac")
+                ):
+                    marker = Marker.from_json(r.offset, r.value or b"")
+                    if marker.is_reset:
+                        newest = marker
+            return newest
+        finally:
+            await consumer.stop()
 
     async def load(self, marker: Marker) -> bytes:
         """The snapshot's bytes, verified against the (verified) marker's MAC; a

@@ -85,3 +85,26 @@ async def test_rebuild_from_a_time_skips_older_events(broker: EmbeddedBroker, na
     after = await _run_once(broker, names)
     assert after["open"] == {}
     assert open_from_alerts(await alert_docs(broker.bootstrap, names)) == {}
+
+
+async def test_a_reset_marker_is_not_overtaken_by_a_running_workers_last_snapshot(
+    broker: EmbeddedBroker, names
+) -> None:
+    """A rebuild that races a worker still running (its stop writes one more snapshot):
+    that snapshot is not written, and the next start replays from the reset marker instead
+    of restoring the pre-rebuild state."""
+    import structlog
+
+    seed = lines()
+    await publish(broker.bootstrap, names, seed)
+    with structlog.testing.capture_logs() as logs:
+        async with running_worker(broker.bootstrap, names) as worker:
+            await asyncio.wait_for(worker.ready.wait(), 30)
+            marker = await request_rebuild(broker.bootstrap, names, key=SNAPSHOT_KEY)
+            written = worker.counts["snapshots"]
+        # the stop tried its snapshot after the reset: refused
+    assert worker.counts["snapshots"] == written
+    said = [e for e in logs if e["event"].startswith("a rebuild was requested after")]
+    assert [e["reset"] for e in said] == [marker.snapshot_id]
+    again = await _run_once(broker, names)
+    assert again["restored"] == marker.snapshot_id  # the reset, not the worker's snapshot
