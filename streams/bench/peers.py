@@ -51,6 +51,7 @@ async def _worker(args: dict[str, Any]) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry
 
     from streams.agents.runner import tune_gc
+    from streams.agents.snapshot_key import SnapshotKey
     from streams.agents.worker import Worker, WorkerOptions
     from streams.kafka.topics import TopicNames
     from streams.logging import configure_logging
@@ -58,10 +59,16 @@ async def _worker(args: dict[str, Any]) -> dict[str, Any]:
 
     configure_logging()
     started = time.time()
+    # Snapshots as `stakewatch worker` writes them (the run's key, which `stakewatch bench`
+    # sets): their cost is part of the throughput, and the recovery figure restores the
+    # last one. Without the key the worker would write none and the recovery worker would
+    # replay what its predecessor snapshotted instead of the 20,000-event tail.
+    secret = os.environ.get("STAKEWATCH_SNAPSHOT_KEY")
     options = WorkerOptions(
         args["bootstrap"],
         names=TopicNames(args["prefix"]),
         group_id=args["group"],
+        snapshot_key=SnapshotKey(secret.encode()) if secret else None,
         **args.get("options", {}),
     )
     tune_gc()  # as `stakewatch worker` (streams.agents.runner.serve) does

@@ -673,7 +673,8 @@ async def _recovery_and_rebuild(
         say("recovery: a worker restores the stream's state, applies a tail, then kill -9")
         ready_at, status = await first.wait(lambda s: s.get("ready"), 900, "ready")
         out["first_ready_s"] = round(ready_at - first.spawned, 2)
-        base = status["applied"]
+        base = status["applied"]  # 0 when it restored the throughput worker's last snapshot
+        out["first_replayed"] = base
         published = await publish_lines(bootstrap, names, tail)
         await first.wait(
             lambda s: s.get("ready") and s.get("applied", 0) >= base + published["events"],
@@ -696,6 +697,7 @@ async def _recovery_and_rebuild(
                 **{f"kill_to_{k}": round(v - killed, 2) for k, v in marks.items()},
             },
             "restored": status.get("restored"),
+            "replayed": status.get("applied"),  # at most the tail: what the snapshot lacked
             "params": {
                 "state_events": state_events + published["events"],
                 "tail_after_snapshot": published["events"],

@@ -63,6 +63,12 @@ def test_quick_bench_reports_every_figure_with_its_comparison(tmp_path: Path):
     assert throughput["faust_naive"]["sum_matches"]
     if figures["quix_events_per_s"] is not None:
         assert throughput["quix"]["sum_matches"]
+    # The recovery figure is a restore, not a replay: the first recovery worker starts from
+    # the throughput worker's final snapshot, its successor replays at most the tail.
+    stream = doc["details"]["stream"]
+    assert stream["first_replayed"] == 0
+    tail = stream["recovery"]["params"]["tail_after_snapshot"]
+    assert stream["recovery"]["restored"] and 0 <= stream["recovery"]["replayed"] <= tail
     latency = doc["details"]["stream"]["latency"]
     assert 0 < latency["topic"]["samples"] <= 200 and 0 < latency["http"]["samples"] <= 200
     for name, detail in doc["figure_details"].items():
