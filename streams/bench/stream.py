@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 import orjson
 
+from streams.bench.floor import parse_seconds
 from streams.bench.generate import StreamParams, generate
 from streams.kafka.broker import free_port
 from streams.kafka.topics import TopicNames, default_topics, ensure_topics
@@ -72,6 +73,9 @@ STREAM_FIGURES = (
     "alert_http_latency_p99_ms",
     "recovery_s",
     "rebuild_s",
+    "rebuild_events_per_s",
+    "rebuild_vs_read_parse",
+    "rebuild_peak_rss_mb",
 )
 
 #: The issue's targets, printed beside the figures (never asserted).
@@ -85,6 +89,7 @@ TARGETS = {
     "state_rss_mb_per_million": "≤ 1,500 (1M entities + holdings + contracts)",
     "recovery_s": "≤ 10 (1,000,000 keys)",
     "rebuild_s": "≤ 60 (1,000,000 events)",
+    "rebuild_vs_read_parse": "stated (issue 18): a replay's cost over parsing the same lines",
 }
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -279,6 +284,18 @@ class _WorkerProcess:
 
     def stop(self) -> None:
         _stop(self.proc)
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """A live process's peak RSS (VmHWM), in MB; None where /proc cannot tell."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 # -- statistics -------------------------------------------------------------------------
@@ -652,6 +669,30 @@ def _log_marks(log: Path) -> dict[str, float]:
     return marks
 
 
+def rebuild_result(
+    worker: _WorkerProcess, ready_at: float, status: dict[str, Any], floor: float | None
+) -> dict[str, Any]:
+    """The rebuild figure of a worker that just became ready (before it is stopped): time
+    from spawn, events/s, its ratio to the same lines' read-and-parse rate (``floor``,
+    events/s) and the worker's peak RSS."""
+    seconds = ready_at - worker.spawned
+    events = status.get("applied") or 0
+    rate = events / seconds if seconds > 0 else None
+    return {
+        "value": round(seconds, 2),
+        "unit": "s",
+        "events_per_s": round(rate) if rate else None,
+        "vs_read_parse": float(f"{rate / floor:.4g}") if rate and floor else None,
+        "peak_rss_mb": peak_rss_mb(worker.proc.pid),
+        "params": {
+            "events": events,
+            "read_parse_events_per_s": round(floor) if floor else None,
+            "from": "process spawn (reset marker already written) to /readyz 200, "
+            "including the group join and the alerts-topic reconciliation",
+        },
+    }
+
+
 async def _recovery_and_rebuild(
     bootstrap: str,
     names: TopicNames,
@@ -660,6 +701,7 @@ async def _recovery_and_rebuild(
     group: str,
     work: Path,
     say: Progress,
+    read_parse_rate: float | None = None,
 ) -> dict:
     """kill -9 a worker that holds the stream's state, time its successor to ready; then a
     reset marker and a fresh worker rebuilding everything."""
@@ -669,6 +711,7 @@ async def _recovery_and_rebuild(
     first = _WorkerProcess(bootstrap, names.prefix, group, work / "worker-recovery-1.log")
     second: _WorkerProcess | None = None
     third: _WorkerProcess | None = None
+    floor = read_parse_rate
     try:
         say("recovery: a worker restores the stream's state, applies a tail, then kill -9")
         ready_at, status = await first.wait(lambda s: s.get("ready"), 900, "ready")
@@ -711,15 +754,7 @@ async def _recovery_and_rebuild(
         await request_rebuild(bootstrap, names)
         third = _WorkerProcess(bootstrap, names.prefix, group, work / "worker-rebuild.log")
         ready_at, status = await third.wait(lambda s: s.get("ready"), 1800, "ready")
-        out["rebuild"] = {
-            "value": round(ready_at - third.spawned, 2),
-            "unit": "s",
-            "params": {
-                "events": status.get("applied"),
-                "from": "process spawn (reset marker already written) to /readyz 200, "
-                "including the group join and the alerts-topic reconciliation",
-            },
-        }
+        out["rebuild"] = rebuild_result(third, ready_at, status, floor)
     finally:
         for proc in (first, second, third):
             if proc is not None:
@@ -733,12 +768,20 @@ async def _streams(bootstrap: str, sizes: StreamSizes, work: Path, say: Progress
     params = StreamParams(events=sizes.events + sizes.tail, seed=sizes.seed)
     say(f"generating {params.events:,} events (seed {params.seed}) and publishing {sizes.events:,}")
     lines = list(generate(params))
+    parsed, parse_s = parse_seconds(lines)  # the rebuild's floor: the same lines, parsed
     published = await publish_lines(bootstrap, names, lines[: sizes.events])
     tail = lines[sizes.events :]
     del lines
     throughput = await _throughput(bootstrap, names, published, work, say, run)
     restart = await _recovery_and_rebuild(
-        bootstrap, names, published["events"], tail, f"{run}-worker", work, say
+        bootstrap,
+        names,
+        published["events"],
+        tail,
+        f"{run}-worker",
+        work,
+        say,
+        read_parse_rate=parsed / parse_s if parse_s else None,
     )
     restart["recovery"]["params"]["state_at_snapshot"] = throughput["worker"]["state"]
     latency = await _alert_latency(bootstrap, sizes, work, say)
@@ -794,6 +837,9 @@ def stream_figures(
         "alert_http_latency_p99_ms": lat["http"]["p99"],
         "recovery_s": detail["recovery"]["value"],
         "rebuild_s": detail["rebuild"]["value"],
+        "rebuild_events_per_s": detail["rebuild"]["events_per_s"],
+        "rebuild_vs_read_parse": detail["rebuild"]["vs_read_parse"],
+        "rebuild_peak_rss_mb": detail["rebuild"]["peak_rss_mb"],
     }
     worker = figures["worker_events_per_s"]
 
@@ -852,6 +898,12 @@ def _figure_details(figures: dict, detail: dict, ratios: dict) -> dict:
         }
     for name, key in (("recovery_s", "recovery"), ("rebuild_s", "rebuild")):
         out[name] = {"value": figures[name], "unit": "s", "params": detail[key]["params"]}
+    for name, unit in (
+        ("rebuild_events_per_s", "events/s"),
+        ("rebuild_vs_read_parse", "ratio"),
+        ("rebuild_peak_rss_mb", "MB"),
+    ):
+        out[name] = {"value": figures[name], "unit": unit, "params": detail["rebuild"]["params"]}
     return out
 
 
@@ -861,6 +913,8 @@ def _figure_details(figures: dict, detail: dict, ratios: dict) -> dict:
 def _fmt(value: Any) -> str:
     if value is None:
         return "—"
+    if isinstance(value, float) and value < 1:
+        return f"{value:.3g}"  # ratios such as rebuild_vs_read_parse
     if isinstance(value, float) and value < 100:
         return f"{value:,.2f}"
     return f"{value:,.0f}" if isinstance(value, int | float) else str(value)
@@ -909,14 +963,24 @@ def stream_rows(doc: dict) -> list[tuple[str, str, str]]:
             f"{rec['tail_after_snapshot']:,} replayed",
         )
     )
-    rows.append(
-        (
-            "rebuild_s",
-            _fmt(f["rebuild_s"]),
-            f"{d['rebuild']['params']['events']:,} events, spawn → ready",
-        )
-    )
+    rows += rebuild_rows(f, d["rebuild"])
     return rows
+
+
+def rebuild_rows(f: dict[str, Any], rebuild: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The rebuild figures' rows: time, rate, ratio to read-and-parse, memory."""
+    events = f"{rebuild['params']['events']:,} events"
+    floor = _fmt(rebuild["params"]["read_parse_events_per_s"])
+    return [
+        ("rebuild_s", _fmt(f["rebuild_s"]), f"{events}, spawn → ready"),
+        ("rebuild_events_per_s", _fmt(f["rebuild_events_per_s"]), f"{events} / rebuild_s"),
+        (
+            "rebuild_vs_read_parse",
+            _fmt(f["rebuild_vs_read_parse"]),
+            f"rebuild_events_per_s / {floor} events/s (orjson.loads of the same lines, same run)",
+        ),
+        ("rebuild_peak_rss_mb", _fmt(f["rebuild_peak_rss_mb"]), "the rebuilding worker's VmHWM"),
+    ]
 
 
 def run_bench(
@@ -927,6 +991,7 @@ def run_bench(
     hostile: bool = False,
     broker: str | None = None,
     json_path: Path | None = None,
+    rebuild_events: int | None = None,
 ) -> dict:
     """`stakewatch bench`: the engine figures (`streams.bench.engine`) and the stream figures, one
     table and one JSON document whose `figures` object holds both."""
@@ -956,6 +1021,14 @@ def run_bench(
         doc["figure_details"] = stream_doc["figure_details"]
         doc["run"] = stream_doc["run"]
         rows += stream_rows(stream_doc)
+    if rebuild_events is not None:
+        from streams.bench.rebuild import rebuild_figures, rebuild_table_rows
+
+        rebuild_doc = rebuild_figures(rebuild_events, broker=broker, progress=say)
+        doc["figures"].update(rebuild_doc["figures"])
+        doc["details"]["rebuild"] = rebuild_doc["details"]["rebuild"]
+        doc["run"] = rebuild_doc["run"]
+        rows += rebuild_table_rows(rebuild_doc)
     targets = dict(TARGETS)
     if hostile:
         from streams.bench.hostile import hostile_figures, hostile_rows

@@ -46,6 +46,16 @@ def bench(
         ),
     ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write figures here.")] = None,
+    rebuild_events: Annotated[
+        int | None,
+        typer.Option(
+            "--rebuild-events",
+            min=1000,
+            help="Only the rebuild figures, replaying this many generated events "
+            "(e.g. 10000000; the embedded broker holds them in memory).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Measure throughput, latency, recovery and rebuild figures (docs/performance.md).
 
@@ -55,7 +65,7 @@ def bench(
     import os
     import secrets
 
-    every = not (engine or stream or hostile)  # no flag: everything
+    every = not (engine or stream or hostile or rebuild_events)  # no flag: everything
     missing = _missing_peers() if every or stream else []
     if missing:
         err.print(
@@ -80,6 +90,7 @@ def bench(
         hostile=every or hostile,
         broker=broker,
         json_path=json_path,
+        rebuild_events=rebuild_events,
     )
 
 

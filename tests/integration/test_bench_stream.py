@@ -26,6 +26,11 @@ REQUIRED = (
     "rss_mb_per_million",
     "recovery_s",
     "rebuild_s",
+    "rebuild_events_per_s",
+    "rebuild_vs_read_parse",
+    "rebuild_peak_rss_mb",
+    "read_parse_events_per_s",
+    "backtest_vs_read_parse",
 )
 
 
@@ -52,6 +57,13 @@ def test_quick_bench_reports_every_figure_with_its_comparison(tmp_path: Path):
             assert doc["figure_details"][key]["reason"]
             continue
         assert isinstance(figures[key], int | float) and figures[key] > 0, (key, figures[key])
+    assert figures["backtest_vs_read_parse"] == pytest.approx(
+        figures["engine_events_per_s"] / figures["read_parse_events_per_s"], rel=0.01
+    )
+    rebuild = doc["details"]["stream"]["rebuild"]
+    assert figures["rebuild_vs_read_parse"] == pytest.approx(
+        figures["rebuild_events_per_s"] / rebuild["params"]["read_parse_events_per_s"], rel=0.01
+    )
     ratios = doc["ratios"]
     assert ratios["worker_vs_faust_naive"] == pytest.approx(
         figures["worker_events_per_s"] / figures["faust_naive_events_per_s"], rel=0.01
@@ -73,3 +85,31 @@ def test_quick_bench_reports_every_figure_with_its_comparison(tmp_path: Path):
     assert 0 < latency["topic"]["samples"] <= 200 and 0 < latency["http"]["samples"] <= 200
     for name, detail in doc["figure_details"].items():
         assert "params" in detail, name
+
+
+@pytest.mark.timeout(300)
+def test_rebuild_events_measures_a_rebuild_of_that_size(tmp_path: Path):
+    """`--rebuild-events N` alone: N generated events published, a reset marker, a fresh
+    worker that applies every one of them; its time, rate, ratio and memory reported."""
+    out = tmp_path / "rebuild.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", "bench", "--rebuild-events", "5000", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    figures = doc["figures"]
+    assert set(figures) == {
+        "rebuild_s",
+        "rebuild_events_per_s",
+        "rebuild_vs_read_parse",
+        "rebuild_peak_rss_mb",
+    }
+    rebuild = doc["details"]["rebuild"]
+    assert rebuild["params"]["published"] == 5000
+    assert rebuild["params"]["events"] == 5000  # every event applied by the rebuilding worker
+    assert figures["rebuild_events_per_s"] == pytest.approx(5000 / figures["rebuild_s"], rel=0.01)
+    assert 0 < figures["rebuild_vs_read_parse"] < 1 and figures["rebuild_peak_rss_mb"] > 20
