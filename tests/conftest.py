@@ -17,6 +17,18 @@ import pytest
 os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="stakewatch-test-state-")
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A compiled hot path older than its source would test yesterday's code (setup.py)."""
+    from streams import hot
+
+    if not os.environ.get("STAKEWATCH_PURE") and (stale := hot.stale()):
+        pytest.exit(
+            f"{', '.join(stale)}: compiled build older than the source; reinstall "
+            "(pip install -e . — make test does) or run with STAKEWATCH_PURE=1",
+            returncode=4,
+        )
+
+
 @pytest.fixture(autouse=True)
 def _own_state_dir(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

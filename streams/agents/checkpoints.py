@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from streams import hot
 from streams.agents.clock import Clock
 from streams.agents.ingest import Positions
 from streams.agents.snapshot_key import MAC_BYTES
@@ -41,9 +42,23 @@ from streams.engine.engine import Engine
 from streams.engine.ledger import Ledger
 from streams.engine.provenance import Provenance
 
-__all__ = ["Checkpoint", "Checkpoints", "Restore", "load_state", "restore_point"]
+__all__ = [
+    "Checkpoint",
+    "Checkpoints",
+    "Restore",
+    "load_state",
+    "restore_point",
+    "snapshot_rules",
+]
 
 log = structlog.get_logger("stakewatch.worker")
+
+
+def snapshot_rules(config: EngineConfig) -> str:
+    """What a snapshot's marker says it was computed under, and what a worker restores
+    only when equal: the rule set's fingerprint and the hot path's build (streams/hot.py) —
+    compiled and pure-Python classes pickle differently, so each build restores its own."""
+    return f"{config.fingerprint()}/{hot.build()}"
 
 
 @dataclass(slots=True)

@@ -36,7 +36,13 @@ from aiokafka.errors import KafkaError
 
 from streams.agents import reconcile
 from streams.agents.apply import Applier
-from streams.agents.checkpoints import Checkpoint, Checkpoints, load_state, restore_point
+from streams.agents.checkpoints import (
+    Checkpoint,
+    Checkpoints,
+    load_state,
+    restore_point,
+    snapshot_rules,
+)
 from streams.agents.clock import SYSTEM_CLOCK, Clock
 from streams.agents.gauges import StateGauges
 from streams.agents.ingest import Ingest
@@ -94,7 +100,7 @@ class Worker:
         self.assigned = asyncio.Event()
         self.failure: BaseException | None = None
         self.restored: str | None = None  # the snapshot this worker last restored
-        self.rules = o.config.fingerprint()
+        self.rules = snapshot_rules(o.config)
         self.store = SnapshotStore(
             o.bootstrap,
             self.names.snapshots,

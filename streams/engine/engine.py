@@ -16,7 +16,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from streams.engine.config import EngineConfig
 from streams.engine.ownership import Change, Exposure, OwnershipGraph, facts
@@ -99,6 +99,21 @@ class OpenConflict:
     severity: str
     since_event: str
     since_time: str
+
+    def __reduce__(self) -> tuple[type[OpenConflict], tuple[Any, ...]]:
+        """Pickled by value (snapshots), as a compiled engine needs: a frozen class cannot
+        be filled in field by field there."""
+        return (
+            OpenConflict,
+            (
+                self.client,
+                self.vendor,
+                self.rival,
+                self.severity,
+                self.since_event,
+                self.since_time,
+            ),
+        )
 
 
 Pairs = set[tuple[str, str]]
@@ -675,7 +690,7 @@ class Engine:
 
     def snapshot(self) -> bytes:
         """The whole state as bytes; `restore` with the same config gives an equal engine."""
-        state = {k: v for k, v in self.__dict__.items() if k not in _FROM_CONFIG}
+        state = {k: getattr(self, k) for k in _STATE}
         return pickle.dumps((SNAPSHOT_VERSION, state), protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
@@ -691,7 +706,10 @@ class Engine:
                 f"snapshot version {version} is not {SNAPSHOT_VERSION} (another state layout)"
             )
         engine = cls(config)
-        engine.__dict__.update(state)
+        if set(state) != set(_STATE):
+            raise ValueError("snapshot holds other fields than this engine's state")
+        for name, value in state.items():
+            setattr(engine, name, value)
         engine._intern_ids()
         return engine
 
@@ -709,6 +727,26 @@ class Engine:
 
 # set by __init__ (from the config, or empty): not state
 _FROM_CONFIG = ("config", "_track_held", "_held_cache")
+# the state a snapshot holds: every other attribute __init__ sets (named, not read from
+# __dict__, so that a compiled engine, which has none, snapshots the same fields)
+_STATE = (
+    "graph",
+    "rel",
+    "rivals",
+    "entities",
+    "identifiers",
+    "identified",
+    "seen",
+    "watermark",
+    "open",
+    "open_by_rival",
+    "stats",
+    "_exposures",
+    "_readers",
+    "_open_pairs",
+    "_allocations",
+    "_ownership_changes",
+)
 
 
 def _future(t: int, now: int) -> Rejection:

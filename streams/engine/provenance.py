@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from streams.engine.records import format_micros
 from streams.events import Event
@@ -25,6 +26,19 @@ _SPEND_KEPT = 5  # most recent spend events remembered per client–vendor pair
 class Evidence:
     """One event, as an explanation cites it. ``time`` is kept as microseconds since the
     epoch and written out only when cited."""
+
+    def __reduce__(self) -> tuple[type[Evidence], tuple[Any, ...]]:
+        """Pickled by value (snapshots), as a compiled engine needs: a frozen class cannot
+        be filled in field by field there."""
+        return (
+            Evidence,
+            (
+                self.id,
+                self.source,
+                self.time,
+                self.type,
+            ),
+        )
 
     id: str
     source: str

@@ -69,6 +69,30 @@ class AlertRecord:
     event_id: str
     event_time: str
 
+    def __reduce__(self) -> tuple[type[AlertRecord], tuple[Any, ...]]:
+        """Pickled by value (snapshots), as a compiled engine needs: a frozen class cannot
+        be filled in field by field there."""
+        return (
+            AlertRecord,
+            (
+                self.dedup_key,
+                self.status,
+                self.severity,
+                self.client,
+                self.vendor,
+                self.rival,
+                self.stake,
+                self.controlled,
+                self.pending,
+                self.paths,
+                self.active_contracts,
+                self.data_classes,
+                self.spend_365d,
+                self.event_id,
+                self.event_time,
+            ),
+        )
+
     @property
     def figures(self) -> Figures:
         return Figures(

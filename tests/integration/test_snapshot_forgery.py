@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from streams.agents.checkpoints import snapshot_rules
 from streams.agents.snapshots import Marker, SnapshotStore
 from streams.engine import EngineConfig
 from streams.kafka.broker import EmbeddedBroker
@@ -91,7 +92,7 @@ def _marker(chunk: int, blob_mac: str = "") -> bytes:
         positions={},
         leases=frozenset(range(8)),
         created=0.0,
-        rules=EngineConfig().fingerprint(),
+        rules=snapshot_rules(EngineConfig()),
         blob_mac=blob_mac,
     ).to_json()
 
