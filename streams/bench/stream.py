@@ -1003,7 +1003,10 @@ def run_bench(
     def say(message: str) -> None:
         err.print(f"[dim]… {message}[/dim]", highlight=False)
 
-    doc: dict[str, Any] = {"figures": {}, "details": {}, "targets": TARGETS}
+    from streams import hot
+
+    # which build of the hot path ran (setup.py): the workers are this install's too
+    doc: dict[str, Any] = {"figures": {}, "details": {}, "targets": TARGETS, "build": hot.build()}
     rows: list[tuple[str, str, str]] = []
     if engine:
         from streams.bench.engine import engine_figures, figure_rows
@@ -1039,7 +1042,8 @@ def run_bench(
         for name, value, target, where in hostile_rows(hostile_doc):
             rows.append((name, value, where))
             targets[name] = target
-    table = Table(title="stakewatch bench" + (" --quick" if quick else ""))
+    title = "stakewatch bench" + (" --quick" if quick else "")
+    table = Table(title=f"{title} (hot path: {doc['build']})")
     for column, justify in (("figure", "left"), ("value", "right"), ("target", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     table.add_column("parameters, same-run comparison")
