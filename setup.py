@@ -23,6 +23,17 @@ COMPILED = [
 ]
 
 
+#: mypy's settings for the compile, apart from [tool.mypy] in pyproject.toml: that one checks
+#: the whole tree strictly (make typecheck) and fails a partial run over sections it does not
+#: use. Libraries absent from the build environment are Any to the compiler.
+MYPY_FLAGS = [
+    "--config-file=",
+    "--python-version=3.11",
+    "--ignore-missing-imports",
+    "--check-untyped-defs",
+]
+
+
 def ext_modules() -> list:
     if os.environ.get("STAKEWATCH_PURE"):
         print("stakewatch: STAKEWATCH_PURE is set: the pure-Python hot path", file=sys.stderr)
@@ -33,7 +44,7 @@ def ext_modules() -> list:
         print("stakewatch: mypyc is missing: the pure-Python hot path", file=sys.stderr)
         return []
     try:
-        extensions = mypycify(["--config-file=infra/mypyc.ini", *COMPILED], opt_level="3")
+        extensions = mypycify([*MYPY_FLAGS, *COMPILED], opt_level="3")
     except (Exception, SystemExit) as exc:  # a type error mypyc refuses: build pure
         print(f"stakewatch: not compiled ({exc!r}): the pure-Python hot path", file=sys.stderr)
         return []
