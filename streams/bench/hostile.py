@@ -203,7 +203,7 @@ def hostile_figures(
     work_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Both feeds offline (fresh interpreters) and through a worker on one broker."""
-    from streams.kafka.broker import EmbeddedBroker, parse_broker_url
+    from streams.kafka.broker import run_broker
 
     work = work_dir or Path(tempfile.mkdtemp(prefix="stakewatch-hostile-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -211,20 +211,10 @@ def hostile_figures(
     for feed in FEEDS:
         progress(f"hostile input: {feed} through backtest (fresh interpreter)")
         details[feed] = {"offline": _offline_in_child(feed, quick)}
-    embedded = None
-    if broker is None:
-        embedded = EmbeddedBroker(log_dir=work)
-        embedded.start()
-        bootstrap = embedded.bootstrap
-    else:
-        bootstrap = parse_broker_url(broker, setting="--broker")
-    try:
+    with run_broker(broker, work) as bootstrap:
         for feed in FEEDS:
             progress(f"hostile input: {feed} through a worker, then the seed scenario")
             details[feed]["worker"] = asyncio.run(_worker_latency(bootstrap, feed, quick, work))
-    finally:
-        if embedded is not None:
-            embedded.stop()
     figures = {}
     for feed, d in details.items():
         figures[f"hostile_{feed}_backtest_s"] = d["offline"]["backtest_s"]

@@ -77,22 +77,12 @@ def rebuild_figures(
     events: int, broker: str | None = None, progress: Progress = lambda _: None
 ) -> dict[str, Any]:
     """The rebuild figures for ``events`` generated events, on ``broker`` or an embedded one."""
-    from streams.kafka.broker import EmbeddedBroker, parse_broker_url
+    from streams.kafka.broker import run_broker
 
     work = Path(tempfile.mkdtemp(prefix="stakewatch-rebuild-"))
     started = time.perf_counter()
-    embedded = None
-    if broker is None:
-        embedded = EmbeddedBroker(log_dir=work)
-        embedded.start()
-        bootstrap = embedded.bootstrap
-    else:
-        bootstrap = parse_broker_url(broker, setting="--broker")
-    try:
+    with run_broker(broker, work) as bootstrap:
         rebuild = asyncio.run(_rebuild(bootstrap, events, work, progress))
-    finally:
-        if embedded is not None:
-            embedded.stop()
     return {
         "figures": {
             "rebuild_s": rebuild["value"],

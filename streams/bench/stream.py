@@ -803,25 +803,15 @@ def stream_figures(
 ) -> dict:
     """Every stream figure from one run on one broker; `broker`: `host:port` or
     `kafka://…` of an external broker (else an embedded Tansu for the run's lifetime)."""
-    from streams.kafka.broker import EmbeddedBroker, parse_broker_url
+    from streams.kafka.broker import run_broker
 
     sizes = sizes or (StreamSizes.quick() if quick else StreamSizes())
     work = work_dir or Path(tempfile.mkdtemp(prefix="stakewatch-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     load_before = [round(x, 2) for x in os.getloadavg()]
-    embedded = None
-    if broker is None:
-        embedded = EmbeddedBroker(log_dir=work)
-        embedded.start()
-        bootstrap = embedded.bootstrap
-    else:
-        bootstrap = parse_broker_url(broker, setting="--broker")
-    try:
+    with run_broker(broker, work) as bootstrap:
         detail = asyncio.run(_streams(bootstrap, sizes, work, progress))
-    finally:
-        if embedded is not None:
-            embedded.stop()
     t = detail["throughput"]
     lat = detail["latency"]
     figures = {
@@ -858,7 +848,7 @@ def stream_figures(
         "figure_details": _figure_details(figures, detail, ratios),
         "details": detail,
         "run": {
-            "broker": "embedded Tansu (memory storage)" if embedded else bootstrap,
+            "broker": "embedded Tansu (memory storage)" if broker is None else bootstrap,
             "sizes": asdict(sizes),
             "seconds": round(time.perf_counter() - started, 1),
             "cpus": os.cpu_count(),

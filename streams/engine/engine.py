@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from streams.engine.config import EngineConfig
 from streams.engine.ownership import Change, Exposure, OwnershipGraph, facts
-from streams.engine.records import AlertRecord, Figures, format_micros
+from streams.engine.records import AlertRecord, Figures, by_value, format_micros
 from streams.engine.relationships import DAY_US, Contract, Relationships
 from streams.engine.rules import judged_stake, meets_threshold, shown_spend, shown_stake
 from streams.events import Event, Rejection, RejectionCode
@@ -101,19 +101,7 @@ class OpenConflict:
     since_time: str
 
     def __reduce__(self) -> tuple[type[OpenConflict], tuple[Any, ...]]:
-        """Pickled by value (snapshots), as a compiled engine needs: a frozen class cannot
-        be filled in field by field there."""
-        return (
-            OpenConflict,
-            (
-                self.client,
-                self.vendor,
-                self.rival,
-                self.severity,
-                self.since_event,
-                self.since_time,
-            ),
-        )
+        return by_value(self)
 
 
 Pairs = set[tuple[str, str]]

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from streams.engine.records import format_micros
+from streams.engine.records import by_value, format_micros
 from streams.events import Event
 from streams.events.fast import Flat, flatten
 
@@ -28,17 +28,7 @@ class Evidence:
     epoch and written out only when cited."""
 
     def __reduce__(self) -> tuple[type[Evidence], tuple[Any, ...]]:
-        """Pickled by value (snapshots), as a compiled engine needs: a frozen class cannot
-        be filled in field by field there."""
-        return (
-            Evidence,
-            (
-                self.id,
-                self.source,
-                self.time,
-                self.type,
-            ),
-        )
+        return by_value(self)
 
     id: str
     source: str

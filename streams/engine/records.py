@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
 
-__all__ = ["AlertRecord", "Figures", "format_micros", "format_time"]
+__all__ = ["AlertRecord", "Figures", "by_value", "format_micros", "format_time"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -21,6 +22,13 @@ def format_time(t: dt.datetime) -> str:
 def format_micros(t: int) -> str:
     """`format_time` of the instant `t` microseconds after the epoch (the same string)."""
     return (_EPOCH + dt.timedelta(microseconds=t)).isoformat().replace("+00:00", "Z")
+
+
+def by_value(record: Any) -> tuple[type, tuple[Any, ...]]:
+    """``__reduce__`` for the frozen dataclasses snapshots hold: pickled as the class and its
+    fields' values, which a compiled class (mypyc, setup.py) needs — it cannot be filled in
+    field by field — and the pure one reads alike."""
+    return type(record), tuple(getattr(record, f.name) for f in dataclasses.fields(record))
 
 
 class Figures(NamedTuple):
@@ -70,28 +78,7 @@ class AlertRecord:
     event_time: str
 
     def __reduce__(self) -> tuple[type[AlertRecord], tuple[Any, ...]]:
-        """Pickled by value (snapshots), as a compiled engine needs: a frozen class cannot
-        be filled in field by field there."""
-        return (
-            AlertRecord,
-            (
-                self.dedup_key,
-                self.status,
-                self.severity,
-                self.client,
-                self.vendor,
-                self.rival,
-                self.stake,
-                self.controlled,
-                self.pending,
-                self.paths,
-                self.active_contracts,
-                self.data_classes,
-                self.spend_365d,
-                self.event_id,
-                self.event_time,
-            ),
-        )
+        return by_value(self)
 
     @property
     def figures(self) -> Figures:

