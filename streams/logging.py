@@ -6,13 +6,15 @@
   `ValueError` that names the setting.
 - stdlib records go through the same processors and renderer as structlog's, so faust's and
   aiokafka's lines are JSON too (for a faust/mode `Worker`, pass `setup.worker_options()`,
-  or mode replaces the root handlers with its own).
-- A `Redactor` masks secrets with `***` in every line, after exceptions are formatted and
-  before rendering, and once more on the rendered line.
+  or mode replaces the root handlers with its own). structlog's own lines skip the stdlib
+  and go straight to the stream (the worker logs a line per alert: ~20 µs instead of ~85).
+- A `Redactor` masks secrets with `***` in every key and value, after exceptions are
+  formatted and before rendering; the console renderer's text is masked once more.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -58,6 +60,9 @@ FORMATS: Final = ("auto", "json", "console")
 SECRET_ENV_NAME: Final = re.compile(r"^(STAKEWATCH_\w+_URL|\w+_(KEY|SECRET|TOKEN|PASSWORD))$")
 # Shorter values cannot be masked as substrings without mangling ordinary text.
 MIN_SECRET_LENGTH: Final = 4
+_KEY_CACHE_LIMIT: Final = 10_000
+_TEXT_CACHE_LIMIT: Final = 10_000
+_TEXT_CACHE_LENGTH: Final = 128
 # Keys (in event dicts, nested mappings and key=value text) whose values are secrets.
 SECRET_KEY: Final = re.compile(
     r"secret|token|passw(or)?d|routing_key|api_?key|authorization|credential", re.IGNORECASE
@@ -92,6 +97,8 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._keys: dict[str, tuple[str, bool]] = {}  # key -> (as written out, secret?)
+        self._texts: dict[str, str] = {}  # short text -> masked
         self.add(*secrets)
 
     @classmethod
@@ -108,11 +115,26 @@ class Redactor:
             self._secrets.update(
                 {secret, urllib.parse.quote(secret, safe=""), orjson.dumps(secret).decode()[1:-1]}
             )
+        self._keys.clear()  # a key or a text may contain a new secret
+        self._texts.clear()
         if self._secrets:
             alternatives = sorted(self._secrets, key=len, reverse=True)
             self._pattern = re.compile("|".join(map(re.escape, alternatives)))
 
     def redact_text(self, text: str) -> str:
+        """`text` with secrets masked; short texts' results are cached (states, topics and
+        names repeat from line to line)."""
+        done = self._texts.get(text)
+        if done is not None:
+            return done
+        masked = self._mask_text(text)
+        if len(text) <= _TEXT_CACHE_LENGTH:
+            if len(self._texts) >= _TEXT_CACHE_LIMIT:
+                self._texts.clear()
+            self._texts[text] = masked
+        return masked
+
+    def _mask_text(self, text: str) -> str:
         if self._pattern is not None:
             text = self._pattern.sub(MASK, text)
         # Every text pattern needs "hooks.slack", ":" or "=": most values (ids, keys, states)
@@ -141,7 +163,25 @@ class Redactor:
         return self.redact_text(repr(value))
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-        return {key: self.redact(value, key) for key, value in event_dict.items()}
+        """The event dict with keys and values masked (the keys' verdicts are cached: a
+        program logs few distinct keys)."""
+        keys = self._keys
+        redacted = {}
+        for key, value in event_dict.items():
+            verdict = keys.get(key)
+            if verdict is None:
+                verdict = self._key_verdict(key)
+            name, secret = verdict
+            redacted[name] = MASK if secret and value is not None else self.redact(value)
+        return redacted
+
+    def _key_verdict(self, key: str) -> tuple[str, bool]:
+        """A top-level key as written out, and whether its value is a secret."""
+        verdict = (self.redact_text(str(key)), bool(SECRET_KEY.search(str(key))))
+        if len(self._keys) >= _KEY_CACHE_LIMIT:
+            self._keys.clear()
+        self._keys[key] = verdict
+        return verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +248,9 @@ def configure_logging(
         if isinstance(line, bytes | bytearray):
             line = line.decode()
         assert isinstance(line, str)  # both renderers render text or bytes
-        return redactor.redact_text(line)
+        # A JSON line is its redacted keys and values, escaped: nothing left to mask. The
+        # console renderer's text is masked once more (the text patterns cost ~20 µs a line).
+        return line if fmt_name == "json" else redactor.redact_text(line)
 
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -234,19 +276,56 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level_no)
 
+    # Our own lines skip the stdlib (a LogRecord, a handler, a formatter: ~60 µs a line,
+    # and the worker logs a line per alert): the same processors, straight to the stream.
+    # The level, the logger's name and the time are added after the redactor: they hold
+    # no secret, and the time would miss every cache.
     structlog.configure(
         processors=[
-            structlog.stdlib.filter_by_level,
-            *shared,
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            redactor,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            render,
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=_LineWriterFactory(out, handler),
+        wrapper_class=structlog.make_filtering_bound_logger(level_no),
         cache_logger_on_first_use=False,
     )
     _active = LoggingSetup(level_no, fmt_name, handler, redactor)  # type: ignore[arg-type]
     return _active
+
+
+class _LineWriter:
+    """structlog's logger for our lines: one write per rendered line, under the stdlib
+    handler's lock (both write to the same stream); ``name`` is the line's ``logger``."""
+
+    __slots__ = ("_handler", "_stream", "name")
+
+    def __init__(self, name: str, stream: TextIO, handler: logging.Handler) -> None:
+        self.name = name
+        self._stream = stream
+        self._handler = handler
+
+    def msg(self, message: str) -> None:
+        with self._handler.lock or contextlib.nullcontext():
+            self._stream.write(message + "\n")
+            self._stream.flush()
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+@dataclass(frozen=True, slots=True)
+class _LineWriterFactory:
+    stream: TextIO
+    handler: logging.Handler
+
+    def __call__(self, *args: Any) -> _LineWriter:
+        name = args[0] if args and isinstance(args[0], str) else "stakewatch"
+        return _LineWriter(name, self.stream, self.handler)
 
 
 def add_secrets(*secrets: str | None) -> None:

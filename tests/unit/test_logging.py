@@ -117,6 +117,29 @@ def test_secrets_added_after_configuration_are_masked_too() -> None:
     assert "from-a-toml-file-0042" not in out.getvalue()
 
 
+def test_a_value_logged_before_it_became_a_secret_is_masked_after() -> None:
+    """The redactor caches short texts' verdicts; a new secret clears them."""
+    out = configure(env={})
+    log = get_logger("t")
+    log.info("loaded", source="from-a-toml-file-0042")
+    add_secrets("from-a-toml-file-0042")
+    log.info("loaded", source="from-a-toml-file-0042")
+    first, second = lines(out)
+    assert first["source"] == "from-a-toml-file-0042"
+    assert second["source"] == MASK
+
+
+def test_keys_are_masked_like_values() -> None:
+    """JSON lines are not masked again once rendered, so a secret in a key is masked too."""
+    out = configure()
+    get_logger("t").info("keys", **{f"for {ROUTING_KEY}": 1, "token": None, "api_token": "x"})
+    (line,) = lines(out)
+    assert ROUTING_KEY not in out.getvalue()
+    assert line[f"for {MASK}"] == 1
+    assert line["token"] is None  # a secret-named key with nothing in it says so
+    assert line["api_token"] == MASK
+
+
 def test_short_or_empty_values_are_not_treated_as_secrets() -> None:
     redactor = Redactor.from_environ({"STAKEWATCH_X_TOKEN": "on", "OTHER_KEY": "", "PATH": "/usr"})
     assert redactor.redact_text("turn it on in /usr") == "turn it on in /usr"
