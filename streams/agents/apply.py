@@ -66,7 +66,7 @@ class Applier:
         metrics = self.metrics
         wall = self.clock.wall()
         now = int(wall * 1_000_000)  # the one wall-clock reading the engine gets (`future`)
-        applied: Counter[tuple[str, str]] = Counter()
+        applied: dict[str, dict[str, int]] = {}  # topic -> event type -> count
         latencies: dict[str, list[float]] = {}
         n_applied = 0
         for r in records:
@@ -89,19 +89,22 @@ class Applier:
             n_applied += 1
             if metrics is not None:
                 assert event_type is not None
-                applied[(topic, event_type)] += 1
                 lag = wall - r.timestamp / 1000
-                if topic in latencies:
-                    latencies[topic].append(lag)
-                else:
-                    latencies[topic] = [lag]
+                types = applied.get(topic)
+                if types is None:
+                    types = applied[topic] = {}
+                    latencies[topic] = []
+                types[event_type] = types.get(event_type, 0) + 1
+                latencies[topic].append(lag)
             if outcome.records:
                 self._publish(r, outcome.records, wall, held, out)
             if outcome.allocations:
                 _report_allocations(outcome.allocations)
         self.counts["applied"] += n_applied
         if metrics is not None:
-            metrics.observe_applied_batch(applied, latencies)
+            metrics.observe_applied_batch(
+                {(t, e): n for t, types in applied.items() for e, n in types.items()}, latencies
+            )
         return out
 
     def _rejected(

@@ -66,6 +66,16 @@ class InputRecord:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
+class _Chunk:
+    """Records of one partition from one fetch, in offset order: ``next`` is the index of
+    the first not yet released, ``at`` when they were fetched (one time for all of them)."""
+
+    def __init__(self, records: Sequence[Fetched], at: float) -> None:
+        self.records = records
+        self.next = 0
+        self.at = at
+
+
 class Merge:
     """Buffers per partition and releases records in event-time order.
 
@@ -73,6 +83,9 @@ class Merge:
     ``rank`` orders topics on timestamp ties, e.g. reference before ownership before
     contracts before spend, so a rivalry declared in the same millisecond as a stake is
     applied first, as a file written in that order would be.
+
+    A partition's buffer holds whole fetched chunks, not records: feeding a chunk and
+    releasing a record cost no allocation but the head's sort key.
     """
 
     def __init__(
@@ -82,10 +95,15 @@ class Merge:
         self._grace = grace
         self._fetched = dict(positions)  # next offset the reader will hand us
         self._highwater: dict[Partition, int] = {}
-        self._buffers: dict[Partition, deque[tuple[float, Fetched]]] = {
-            tp: deque() for tp in positions
-        }
-        self._heap: list[tuple[int, int, int, int, Partition]] = []
+        # Slots: the partitions in (rank, partition, topic) order, so that a sort key is
+        # (timestamp, slot, offset). Topics of equal rank (only unknown ones: 99) tie-break
+        # by name before offset.
+        self._partitions: list[Partition] = sorted(
+            positions, key=lambda tp: (self._rank.get(tp[0], 99), tp[1], tp[0])
+        )
+        self._slot = {tp: i for i, tp in enumerate(self._partitions)}
+        self._buffers: list[deque[_Chunk]] = [deque() for _ in self._partitions]
+        self._heap: list[tuple[int, int, int]] = []  # each buffer's head: its sort key
         self._buffered = 0
 
     @property
@@ -94,14 +112,30 @@ class Merge:
 
     def feed(self, records: Iterable[Fetched], now: float = 0.0) -> None:
         """Add fetched records (each partition's in offset order), fetched at ``now``."""
+        run: list[Fetched] = []
+        topic: str | None = None
+        partition = -1
         for r in records:
-            tp = (r.topic, r.partition)
-            buf = self._buffers[tp]
-            if not buf:
-                heapq.heappush(self._heap, self._sort_key(r))
-            buf.append((now, r))
-            self._fetched[tp] = r.offset + 1
-            self._buffered += 1
+            if r.partition != partition or r.topic != topic:
+                if run:
+                    self._add(run, now)
+                run = []
+                topic, partition = r.topic, r.partition
+            run.append(r)
+        if run:
+            self._add(run, now)
+
+    def _add(self, run: list[Fetched], now: float) -> None:
+        """One partition's records, in offset order."""
+        first, last = run[0], run[-1]
+        tp = (first.topic, first.partition)
+        slot = self._slot[tp]
+        buf = self._buffers[slot]
+        if not buf:
+            heapq.heappush(self._heap, self._sort_key(first, slot))
+        buf.append(_Chunk(run, now))
+        self._fetched[tp] = last.offset + 1
+        self._buffered += len(run)
 
     def set_highwaters(self, highwaters: Mapping[Partition, int | None]) -> None:
         """High watermarks as last reported by fetch responses (None: not known yet)."""
@@ -111,30 +145,44 @@ class Merge:
 
     def waiting_on(self) -> list[Partition]:
         """Partitions that block release: nothing buffered, yet more exists on the broker."""
-        return [tp for tp, buf in self._buffers.items() if not buf and not self._idle(tp)]
+        return [
+            tp
+            for tp, buf in zip(self._partitions, self._buffers, strict=True)
+            if not buf and not self._idle(tp)
+        ]
 
     def release(self, now: float = 0.0, limit: int | None = None) -> Iterator[Fetched]:
         """Yield records in merged order for as long as the order is certain."""
-        blocked = set(self.waiting_on())
-        idle = sum(1 for buf in self._buffers.values() if not buf)
+        if self.waiting_on():
+            return
+        idle = sum(1 for buf in self._buffers if not buf)
         heap = self._heap
+        buffers = self._buffers
+        grace = self._grace
         count = 0
-        while heap and not blocked and (limit is None or count < limit):
-            tp = heap[0][4]
-            buf = self._buffers[tp]
-            fetched_at, record = buf[0]
-            if idle and now - fetched_at < self._grace:
+        while heap and (limit is None or count < limit):
+            slot = heap[0][1]
+            buf = buffers[slot]
+            chunk = buf[0]
+            if idle and now - chunk.at < grace:
                 return  # an idle partition may still get an earlier record
-            heapq.heappop(heap)
-            buf.popleft()
+            records = chunk.records
+            record = records[chunk.next]
+            chunk.next += 1
+            if chunk.next == len(records):
+                buf.popleft()
             self._buffered -= 1
             count += 1
             if buf:
-                heapq.heappush(heap, self._sort_key(buf[0][1]))
-            elif not self._idle(tp):
-                blocked.add(tp)
-            else:
-                idle += 1
+                head = buf[0]
+                heapq.heapreplace(heap, self._sort_key(head.records[head.next], slot))
+                yield record
+                continue
+            heapq.heappop(heap)
+            if not self._idle(self._partitions[slot]):
+                yield record
+                return  # it blocks: it may hold the next record
+            idle += 1
             yield record
 
     def next_release_in(self, now: float) -> float | None:
@@ -144,20 +192,15 @@ class Merge:
         heap = self._heap
         if not heap or self.waiting_on():
             return None
-        if not any(not buf for buf in self._buffers.values()):
+        if all(self._buffers):
             return 0.0  # no idle partition: no grace, release now
-        fetched_at = self._buffers[heap[0][4]][0][0]
+        fetched_at = self._buffers[heap[0][1]][0].at
         return max(0.0, fetched_at + self._grace - now)
 
     def _idle(self, tp: Partition) -> bool:
         hw = self._highwater.get(tp)
         return hw is not None and self._fetched[tp] >= hw
 
-    def _sort_key(self, r: Fetched) -> tuple[int, int, int, int, Partition]:
-        return (
-            r.timestamp,
-            self._rank.get(r.topic, 99),
-            r.partition,
-            r.offset,
-            (r.topic, r.partition),
-        )
+    @staticmethod
+    def _sort_key(r: Fetched, slot: int) -> tuple[int, int, int]:
+        return (r.timestamp, slot, r.offset)

@@ -9,7 +9,6 @@ with the events the engine applied, in the same order, and snapshotted with it.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +16,7 @@ from streams.engine.records import by_value, format_micros
 from streams.events import Event
 from streams.events.fast import Flat, flatten
 
-__all__ = ["Evidence", "Provenance"]
+__all__ = ["Evidence", "Provenance", "SpendTrail"]
 
 _SPEND_KEPT = 5  # most recent spend events remembered per client–vendor pair
 
@@ -44,11 +43,36 @@ class Evidence:
         }
 
 
+class SpendTrail:
+    """A client–vendor pair's spend evidence: how many spend events, and the most recent
+    ones as (id, source, µs), newest last. One object per pair, so a spend costs one
+    lookup; the list is trimmed in halves (at twice the kept length), not at every spend."""
+
+    __slots__ = ("count", "recent")
+
+    def __init__(self, count: int = 0, recent: list[tuple[str, str, int]] | None = None) -> None:
+        self.count = count
+        self.recent: list[tuple[str, str, int]] = [] if recent is None else recent
+
+    def __reduce__(self) -> tuple[type[SpendTrail], tuple[Any, ...]]:
+        return SpendTrail, (self.count, self.recent)
+
+    def add(self, eid: str, source: str, t: int) -> None:
+        self.count += 1
+        recent = self.recent
+        recent.append((eid, source, t))
+        if len(recent) > 2 * _SPEND_KEPT:
+            del recent[:-_SPEND_KEPT]
+
+    def last(self) -> list[tuple[str, str, int]]:
+        return self.recent[-_SPEND_KEPT:]
+
+
 class Provenance:
     """Last events per holding and rivalry, every event per contract, recent spend per pair.
 
     Fed flat events (``streams/events/fast.py``) on the worker's hot path: a spend, most of
-    any stream, costs a tuple and a deque append; ``Evidence`` objects are made when cited.
+    any stream, costs a lookup and a list append; ``Evidence`` objects are made when cited.
     """
 
     def __init__(self) -> None:
@@ -58,9 +82,7 @@ class Provenance:
         self.stakes: dict[tuple[str, str], tuple[Evidence | None, Evidence | None]] = {}
         self.contracts: dict[str, list[Evidence]] = {}  # contract_id -> sign, amends, end
         self.rivalries: dict[tuple[str, str], Evidence] = {}  # sorted pair -> last event
-        # (client, vendor) -> recent spend as (id, source, micros)
-        self.spend: dict[tuple[str, str], deque[tuple[str, str, int]]] = {}
-        self.spend_events: dict[tuple[str, str], int] = {}
+        self.spend: dict[tuple[str, str], SpendTrail] = {}  # (client, vendor) -> its trail
 
     def observe(self, event: Event) -> None:
         """Record an event the engine applied (call only for applied events)."""
@@ -71,11 +93,10 @@ class Provenance:
         kind, source, eid, t, d = flat
         if kind == "spend.recorded":
             pair = (d[0], d[1])
-            recent = self.spend.get(pair)
-            if recent is None:
-                recent = self.spend[pair] = deque(maxlen=_SPEND_KEPT)
-            recent.append((eid, source, t))
-            self.spend_events[pair] = self.spend_events.get(pair, 0) + 1
+            trail = self.spend.get(pair)
+            if trail is None:
+                trail = self.spend[pair] = SpendTrail()
+            trail.add(eid, source, t)
             return
         ev = Evidence(eid, source, t, kind)
         if kind == "ownership.stake":
@@ -113,6 +134,7 @@ class Provenance:
 
     def recent_spend(self, client: str, vendor: str) -> tuple[list[Evidence], int]:
         """The last few spend events of a pair and how many there were in all."""
-        pair = (client, vendor)
-        recent = [Evidence(i, s, t, "spend.recorded") for i, s, t in self.spend.get(pair, ())]
-        return recent, self.spend_events.get(pair, 0)
+        trail = self.spend.get((client, vendor))
+        if trail is None:
+            return [], 0
+        return [Evidence(i, s, t, "spend.recorded") for i, s, t in trail.last()], trail.count
