@@ -11,6 +11,13 @@ The merge's grace runs on the *fetch clock*: monotonic time spent waiting in fet
 loop busy for longer than the grace (a big batch, a snapshot fork, other tasks) fetched
 nothing meanwhile, so the grace must not run out while an earlier record sits unfetched on
 an idle partition (the full-size receivers campaign caught that).
+
+Backpressure: while catching up, one partition can run far ahead of the others in event
+time, and the merge must hold everything fetched from it until the others catch up — the
+bench saw 400k records held at once. A partition holding ``hold`` records or more is
+paused (not fetched) until it is down to half of that; a paused partition is never the one
+the merge waits on (it holds records), so the pause cannot deadlock, and a reset resumes
+every partition (the new merge holds nothing).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ class Ingest:
         fetch_max_wait_ms: int = 100,
         max_records: int = 10_000,
         grace: float = 0.2,
+        hold: int = 10_000,
     ) -> None:
         self.bootstrap = bootstrap
         self.names = names
@@ -52,6 +60,7 @@ class Ingest:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.max_records = max_records
         self.grace = grace
+        self.hold = hold
         self.rank = {t: i for i, t in enumerate(names.inputs)}
         self.partitions: list[TopicPartition] = []
         self.positions: Positions = {}
@@ -59,6 +68,7 @@ class Ingest:
         self.fetch_clock = 0.0  # seconds spent waiting in fetches: the merge's clock
         self.reader: AIOKafkaConsumer | None = None
         self._seek_to: Positions | None = None  # set by a reset, done before the next fetch
+        self.paused: set[TopicPartition] = set()  # not fetched: ahead of the others
 
     async def start(self) -> None:
         self.reader = reader = make_consumer(
@@ -112,14 +122,36 @@ class Ingest:
     # -- reading ------------------------------------------------------------------------
 
     async def fetch(self) -> Mapping[TopicPartition, list[Any]]:
-        """One fetch, after any pending seek; the time it waited moves the fetch clock."""
+        """One fetch, after any pending seek and with partitions that ran ahead paused;
+        the time it waited moves the fetch clock."""
         reader = self.reader
         assert reader is not None
         self.seek_pending()
+        self.throttle()
         waited_from = self.clock.monotonic()
         batch = await reader.getmany(timeout_ms=self.fetch_wait_ms(), max_records=self.max_records)
         self.fetch_clock += self.clock.monotonic() - waited_from
         return batch
+
+    def throttle(self) -> None:
+        """Pause partitions holding ``hold`` records or more in the merge; resume those
+        down to half of that (the gap stops a partition flapping on every fetch)."""
+        reader = self.reader
+        assert reader is not None
+        held = self.merge.held() if self.merge.buffered >= self.hold or self.paused else {}
+        hold, low = self.hold, self.hold // 2
+        paused = {
+            tp
+            for tp in self.partitions
+            if (n := held.get((tp.topic, tp.partition), 0)) >= hold
+            or (n >= low and tp in self.paused)
+        }
+        if paused != self.paused:
+            if gone := self.paused - paused:
+                reader.resume(*gone)
+            if new := paused - self.paused:
+                reader.pause(*new)
+            self.paused = paused
 
     def fetch_wait_ms(self) -> int:
         """How long a fetch may wait for records: until the next buffered record's grace
@@ -138,7 +170,7 @@ class Ingest:
         assert reader is not None
         merge, clock = self.merge, self.fetch_clock
         for records in batch.values():  # aiokafka ConsumerRecords: no copies on the way
-            merge.feed(records, clock)
+            merge.feed_partition(records, clock)
         merge.set_highwaters(
             {(tp.topic, tp.partition): reader.highwater(tp) for tp in self.partitions}
         )
@@ -159,6 +191,7 @@ class Ingest:
         positions = self.positions
         return {
             "buffered": self.merge.buffered,
+            "paused": sorted(f"{tp.topic}/{tp.partition}" for tp in self.paused),
             "waiting_on": [f"{t}/{p}" for t, p in self.merge.waiting_on()][:8],
             "behind": {
                 f"{tp.topic}/{tp.partition}": (positions[(tp.topic, tp.partition)], hw)

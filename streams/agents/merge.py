@@ -96,14 +96,18 @@ class Merge:
         self._fetched = dict(positions)  # next offset the reader will hand us
         self._highwater: dict[Partition, int] = {}
         # Slots: the partitions in (rank, partition, topic) order, so that a sort key is
-        # (timestamp, slot, offset). Topics of equal rank (only unknown ones: 99) tie-break
+        # (timestamp, slot). Topics of equal rank (only unknown ones: 99) tie-break
         # by name before offset.
         self._partitions: list[Partition] = sorted(
             positions, key=lambda tp: (self._rank.get(tp[0], 99), tp[1], tp[0])
         )
         self._slot = {tp: i for i, tp in enumerate(self._partitions)}
         self._buffers: list[deque[_Chunk]] = [deque() for _ in self._partitions]
-        self._heap: list[tuple[int, int, int]] = []  # each buffer's head: its sort key
+        # Each buffer's head as one int, (timestamp << bits) | slot: the heap holds one
+        # entry per slot, so (timestamp, slot) orders it and the offset is never needed.
+        self._bits = max(len(self._partitions), 1).bit_length()
+        self._mask = (1 << self._bits) - 1
+        self._heap: list[int] = []
         self._buffered = 0
 
     @property
@@ -125,6 +129,12 @@ class Merge:
         if run:
             self._add(run, now)
 
+    def feed_partition(self, records: list[Fetched], now: float = 0.0) -> None:
+        """One partition's fetched records in offset order (as the reader returns them):
+        kept as they are, without a look at each."""
+        if records:
+            self._add(records, now)
+
     def _add(self, run: list[Fetched], now: float) -> None:
         """One partition's records, in offset order."""
         first, last = run[0], run[-1]
@@ -136,6 +146,15 @@ class Merge:
         buf.append(_Chunk(run, now))
         self._fetched[tp] = last.offset + 1
         self._buffered += len(run)
+
+    def held(self) -> dict[Partition, int]:
+        """Records buffered per partition (only those holding any): what the reader reads
+        to stop fetching a partition that has run ahead of the others in event time."""
+        return {
+            tp: sum(len(c.records) - c.next for c in buf)
+            for tp, buf in zip(self._partitions, self._buffers, strict=True)
+            if buf
+        }
 
     def set_highwaters(self, highwaters: Mapping[Partition, int | None]) -> None:
         """High watermarks as last reported by fetch responses (None: not known yet)."""
@@ -159,9 +178,10 @@ class Merge:
         heap = self._heap
         buffers = self._buffers
         grace = self._grace
+        mask = self._mask
         count = 0
         while heap and (limit is None or count < limit):
-            slot = heap[0][1]
+            slot = heap[0] & mask
             buf = buffers[slot]
             chunk = buf[0]
             if idle and now - chunk.at < grace:
@@ -194,13 +214,12 @@ class Merge:
             return None
         if all(self._buffers):
             return 0.0  # no idle partition: no grace, release now
-        fetched_at = self._buffers[heap[0][1]][0].at
+        fetched_at = self._buffers[heap[0] & self._mask][0].at
         return max(0.0, fetched_at + self._grace - now)
 
     def _idle(self, tp: Partition) -> bool:
         hw = self._highwater.get(tp)
         return hw is not None and self._fetched[tp] >= hw
 
-    @staticmethod
-    def _sort_key(r: Fetched, slot: int) -> tuple[int, int, int]:
-        return (r.timestamp, slot, r.offset)
+    def _sort_key(self, r: Fetched, slot: int) -> int:
+        return (r.timestamp << self._bits) | slot

@@ -425,7 +425,7 @@ class Worker:
 
     def _export_state(self) -> None:
         if self._gauges is not None:
-            self._gauges.export(self.engine, self.open_records())
+            self._gauges.export(self.engine, self.open_records)
 
     def _set_state(self, state: str) -> None:
         if self.metrics is not None:

@@ -52,6 +52,13 @@ class Reader:
         self.fetching = False
         self.highwaters: dict[TopicPartition, int] = {}
         self.queued: list[tuple[float, dict[TopicPartition, list[Any]]]] = []
+        self.paused: set[TopicPartition] = set()
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused.update(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused.difference_update(tps)
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         assert not self.fetching, "seek while a fetch is in flight"
@@ -66,10 +73,12 @@ class Reader:
         return batch
 
 
-def _ingest(grace: float = 0.2) -> tuple[Ingest, Reader, FakeClock, list[TopicPartition]]:
+def _ingest(
+    grace: float = 0.2, hold: int = 10_000
+) -> tuple[Ingest, Reader, FakeClock, list[TopicPartition]]:
     clock = FakeClock()
     names = TopicNames()
-    ingest = Ingest("127.0.0.1:1", names, clock, grace=grace, fetch_max_wait_ms=1000)
+    ingest = Ingest("127.0.0.1:1", names, clock, grace=grace, fetch_max_wait_ms=1000, hold=hold)
     reader = Reader(clock)
     tps = [TopicPartition(t, p) for t in names.inputs for p in range(2)]
     ingest.reader, ingest.partitions = reader, tps  # type: ignore[assignment]
@@ -128,3 +137,60 @@ async def test_a_busy_loop_does_not_use_up_the_grace() -> None:
     reader.queued.append((0.25, {}))  # then a fetch waits longer than the grace
     released = list(ingest.release(await ingest.fetch()))
     assert [r.topic for r in released] == [names.ownership, names.spend]  # event-time order
+
+
+async def test_a_partition_that_ran_ahead_is_paused_until_the_others_catch_up() -> None:
+    """Catching up, one partition's records can all be later than another's: the merge
+    holds them. Past ``hold`` records the reader stops fetching that partition, and fetches
+    it again once the merge is down to half of that."""
+    ingest, reader, _, _ = _ingest(grace=0.0, hold=4)  # no grace: idle partitions don't hold
+    names = ingest.names
+    ahead, behind = TopicPartition(names.spend, 0), TopicPartition(names.ownership, 0)
+    ingest.reset({})
+    for tp in ingest.partitions:
+        reader.highwaters[tp] = 0
+    reader.highwaters[ahead], reader.highwaters[behind] = 100, 100
+    late = [_record(ahead, i, 1735689700000 + i) for i in range(5)]
+    reader.queued.append((0.0, {ahead: late}))
+    assert list(ingest.release(await ingest.fetch())) == []  # waits on `behind`
+    assert reader.paused == set()
+    early = [_record(behind, i, 1735689600000 + 50 * i) for i in range(3)]
+    reader.queued.append((0.0, {behind: early}))
+    released = list(ingest.release(await ingest.fetch()))
+    assert reader.paused == {ahead}  # 5 held >= 4: no more fetches from it
+    assert [r.offset for r in released] == [0, 1, 2] and ingest.merge.held() == {
+        (ahead.topic, ahead.partition): 5
+    }
+    assert ingest.progress()["paused"] == [f"{ahead.topic}/{ahead.partition}"]
+
+    catch_up = [_record(behind, 3 + i, 1735689700000 + i) for i in range(3)]
+    reader.queued.append((0.0, {behind: catch_up}))
+    list(ingest.release(await ingest.fetch()))
+    assert ingest.merge.held() == {(ahead.topic, ahead.partition): 3}
+    reader.queued.append((0.0, {}))
+    await ingest.fetch()
+    assert reader.paused == {ahead}  # below `hold` but not yet half of it: still paused
+    more = [_record(behind, 6 + i, 1735689700003 + i) for i in range(2)]
+    reader.queued.append((0.0, {behind: more}))
+    list(ingest.release(await ingest.fetch()))
+    assert ingest.merge.held() == {(ahead.topic, ahead.partition): 1}
+    reader.queued.append((0.0, {}))
+    await ingest.fetch()
+    assert reader.paused == set()  # down to half: fetched again
+
+
+async def test_a_reset_resumes_every_paused_partition() -> None:
+    ingest, reader, _, _ = _ingest(hold=2)
+    names = ingest.names
+    ahead = TopicPartition(names.spend, 0)
+    ingest.reset({})
+    for tp in ingest.partitions:
+        reader.highwaters[tp] = 10
+    reader.queued.append((0.0, {ahead: [_record(ahead, i, 1735689700000 + i) for i in range(3)]}))
+    list(ingest.release(await ingest.fetch()))
+    reader.queued.append((0.0, {}))
+    await ingest.fetch()
+    assert reader.paused == {ahead}
+    ingest.reset({})  # a rewind: the new merge holds nothing
+    await ingest.fetch()
+    assert reader.paused == set() and ingest.paused == set()

@@ -273,3 +273,40 @@ def test_property_stream_lines_agree():
 @pytest.mark.parametrize("raw", [b"", b"[]", b"null", b"{}", "{}", bytearray(b"{}"), b"\xff"])
 def test_non_records_fall_back(raw):
     assert fast_decode(raw) is None
+
+
+def test_utc_times_parse_as_the_pattern_does():
+    """`_micros` parses UTC times with `datetime.fromisoformat`, which accepts far more
+    than the SPEC's pattern (commas, seven fraction digits, other separators): on times
+    mutated a character at a time it must give what the pattern-based parse gives."""
+    import random
+
+    from streams.events.fast import _micros, _micros_offset
+
+    rng = random.Random(3)
+    alphabet = "0123456789-:T.Z+ zt,\u0663\uff12"
+    bases = [
+        "2023-01-01T00:15:12.728349Z",
+        "1901-01-01T00:00:00Z",
+        "2198-12-31T23:59:59.9Z",
+        "2024-02-29T12:00:00.12Z",
+        "1900-12-31T23:59:59Z",
+        "2199-01-01T00:00:00Z",
+    ]
+    taken = 0
+    for _ in range(100_000):
+        chars = list(rng.choice(bases))
+        for _ in range(rng.randrange(4)):
+            at = rng.randrange(len(chars))
+            op = rng.randrange(3)
+            if op == 0:
+                chars[at] = rng.choice(alphabet)
+            elif op == 1:
+                chars.insert(at, rng.choice(alphabet))
+            elif len(chars) > 1:
+                del chars[at]
+        text = "".join(chars)
+        expected = _micros_offset(text)
+        assert _micros(text) == expected, text
+        taken += expected is not None
+    assert taken > 10_000  # the valid side is exercised too, not only refusals
