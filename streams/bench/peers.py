@@ -16,7 +16,8 @@ line with wall-clock (`time.time()`) stamps, so the parent compares processes on
 Each contender runs in a fresh process so that none inherits another's heap, threads or
 event loop; the peers also need their own process because faust and Quix own the loop.
 Throughput is counted from the first record processed (group joins are not the design under
-test; they are reported as `wall_s` beside it).
+test; they are reported as `wall_s` beside it). Each also reports its process CPU time
+(`time.process_time()`: every thread, so librdkafka's too) over the same span.
 """
 
 from __future__ import annotations
@@ -77,17 +78,17 @@ async def _worker(args: dict[str, Any]) -> dict[str, Any]:
     await worker.start()
     await worker.assigned.wait()
     assigned = time.time()
-    first_at, first_count = None, 0
+    first_at, first_count, cpu_first = None, 0, None
     deadline = time.monotonic() + args.get("timeout", 1800)
     while True:
         done = worker.counts["applied"] + worker.counts["rejected"]
         now = time.time()
         if first_at is None and done:
-            first_at, first_count = now, done
+            first_at, first_count, cpu_first = now, done, time.process_time()
         if done >= expected or worker.failure is not None or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.002)
-    finished = time.time()
+    finished, cpu_done = time.time(), time.process_time()
     stop_started = time.perf_counter()
     await worker.stop()  # writes the final snapshot the recovery figure restores
     engine = worker.engine
@@ -97,6 +98,8 @@ async def _worker(args: dict[str, Any]) -> dict[str, Any]:
         "first": first_at,
         "first_count": first_count,
         "done": finished,
+        "cpu_first": cpu_first,
+        "cpu_done": cpu_done,
         "processed": done,
         "counts": dict(worker.counts),
         "failure": None if worker.failure is None else repr(worker.failure),
@@ -137,7 +140,7 @@ async def _raw(args: dict[str, Any]) -> dict[str, Any]:
         expected = args["expected"]
         loads = orjson.loads
         seen = first_count = 0
-        first = None
+        first = cpu_first = None
         deadline = time.monotonic() + args.get("timeout", 600)
         while seen < expected and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
@@ -147,11 +150,14 @@ async def _raw(args: dict[str, Any]) -> dict[str, Any]:
                 seen += len(records)
             if first is None and seen:
                 first, first_count = time.time(), seen  # as for the worker: after one batch
+                cpu_first = time.process_time()
         return {
             "started": started,
             "first": first,
             "first_count": first_count,
             "done": time.time(),
+            "cpu_first": cpu_first,
+            "cpu_done": time.process_time(),
             "processed": seen,
         }
     finally:
@@ -228,7 +234,14 @@ def _quix(args: dict[str, Any]) -> dict[str, Any]:
         consumer_extra_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
     )
     topic = app.topic(args["topic"], value_deserializer="json", key_deserializer="str")
-    progress: dict[str, Any] = {"count": 0, "first": None, "done": None, "sum": 0.0}
+    progress: dict[str, Any] = {
+        "count": 0,
+        "first": None,
+        "done": None,
+        "sum": 0.0,
+        "cpu_first": None,
+        "cpu_done": None,
+    }
 
     def add(value: dict, state) -> None:
         amount = value["data"]["amount"]
@@ -237,8 +250,10 @@ def _quix(args: dict[str, Any]) -> dict[str, Any]:
         progress["sum"] += amount
         if progress["first"] is None:
             progress["first"] = time.time()
+            progress["cpu_first"] = time.process_time()
         if progress["count"] >= expected and progress["done"] is None:
             progress["done"] = time.time()
+            progress["cpu_done"] = time.process_time()
             app.stop()
 
     sdf = app.dataframe(topic)
@@ -248,6 +263,8 @@ def _quix(args: dict[str, Any]) -> dict[str, Any]:
         "started": started,
         "first": progress["first"],
         "done": progress["done"],
+        "cpu_first": progress["cpu_first"],
+        "cpu_done": progress["cpu_done"],
         "processed": progress["count"],
         "sum": progress["sum"],
     }

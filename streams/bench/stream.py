@@ -321,8 +321,18 @@ def _rate(result: dict, expected: int) -> dict:
     if first is not None and done is not None and done > first and counted > 0:
         value = round(counted / (done - first))
     started = result.get("started")
+    cpu_first, cpu_done = result.get("cpu_first"), result.get("cpu_done")
+    cpu = None if cpu_first is None or cpu_done is None else cpu_done - cpu_first
+    cores = per_event = None
+    if value and cpu is not None and first is not None and done is not None:
+        cores, per_event = round(cpu / (done - first), 2), round(cpu / counted * 1e6, 2)
     return {
         "value": value,
+        # CPU over the same span, every thread of the process: how many cores it kept busy
+        # and what an event cost, which a busy shared machine moves far less than events/s
+        "cpu_s": None if cpu is None else round(cpu, 2),
+        "cores": cores,
+        "cpu_us_per_event": per_event,
         "processed": result.get("processed"),
         "expected": expected,
         "seconds": None if first is None or done is None else round(done - first, 2),
@@ -836,8 +846,15 @@ def stream_figures(
     def ratio(other: float | None) -> float | None:
         return round(worker / other, 2) if worker and other else None
 
+    per_event = {k: t[k].get("cpu_us_per_event") for k in ("worker", "quix")}
     ratios = {
         "worker_vs_quix": ratio(figures["quix_events_per_s"]),
+        # events per CPU-second, worker over Quix (the worker's snapshot child not counted)
+        "worker_vs_quix_per_cpu_s": (
+            round(per_event["quix"] / per_event["worker"], 2)
+            if per_event["quix"] and per_event["worker"]
+            else None
+        ),
         "worker_vs_faust_naive": ratio(figures["faust_naive_events_per_s"]),
         "worker_vs_raw_consumer": ratio(figures["raw_consumer_events_per_s"]),
     }
@@ -910,6 +927,10 @@ def _fmt(value: Any) -> str:
     return f"{value:,.0f}" if isinstance(value, int | float) else str(value)
 
 
+def _cores(part: dict) -> str:
+    return f"{_fmt(part.get('cores'))} cores, {_fmt(part.get('cpu_us_per_event'))} µs CPU/event"
+
+
 def stream_rows(doc: dict) -> list[tuple[str, str, str]]:
     """(figure, value, the parameters and same-run comparison behind it) for a table."""
     f, d, r = doc["figures"], doc["details"], doc["ratios"]
@@ -928,7 +949,8 @@ def stream_rows(doc: dict) -> list[tuple[str, str, str]]:
             "worker_events_per_s",
             _fmt(f["worker_events_per_s"]),
             f"{events}; ×{_fmt(r['worker_vs_quix'])} quix, ×{_fmt(r['worker_vs_faust_naive'])} "
-            f"faust, ×{_fmt(r['worker_vs_raw_consumer'])} raw",
+            f"faust, ×{_fmt(r['worker_vs_raw_consumer'])} raw; {_cores(t['worker'])}, "
+            f"×{_fmt(r.get('worker_vs_quix_per_cpu_s'))} quix per CPU-second",
         ),
         (
             "raw_consumer_events_per_s",
@@ -939,7 +961,9 @@ def stream_rows(doc: dict) -> list[tuple[str, str, str]]:
         (
             "quix_events_per_s",
             _fmt(f["quix_events_per_s"]),
-            f"{spend}, stateful sum" if quix["value"] else f"not run: {quix.get('reason')}",
+            f"{spend}, stateful sum; {_cores(quix)}"
+            if quix["value"]
+            else f"not run: {quix.get('reason')}",
         ),
     ]
     for name in STREAM_FIGURES[4:10]:

@@ -40,6 +40,23 @@ def test_the_rate_counts_only_records_after_the_first_observation():
         5_000,
     )
     assert fig["value"] == 2_000 and fig["seconds"] == 2.0 and fig["wall_s"] == 12.0
+    assert fig["cpu_s"] is None and fig["cores"] is None  # no CPU stamps: none made up
+
+
+def test_cpu_is_taken_over_the_same_span_as_the_rate():
+    """A process that kept 1.5 cores busy for the 2 s of 4,000 counted records."""
+    fig = _rate(
+        {
+            "first": 10.0,
+            "first_count": 1_000,
+            "done": 12.0,
+            "processed": 5_000,
+            "cpu_first": 7.0,
+            "cpu_done": 10.0,
+        },
+        5_000,
+    )
+    assert fig["cpu_s"] == 3.0 and fig["cores"] == 1.5 and fig["cpu_us_per_event"] == 750.0
     assert _rate({"first": None, "done": 1.0, "processed": 0}, 10)["value"] is None
 
 
