@@ -172,7 +172,7 @@ class Ingest:
         for records in batch.values():  # aiokafka ConsumerRecords: no copies on the way
             merge.feed_partition(records, clock)
         merge.set_highwaters(
-            {(tp.topic, tp.partition): reader.highwater(tp) for tp in self.partitions}
+            {(tp.topic, tp.partition): reader.highwater(tp) for tp in self.partitions}, clock
         )
         return merge.release(clock)
 

@@ -124,18 +124,30 @@ def test_every_record_comes_out_once_in_partition_order(spec, chunk) -> None:
 class ModelMerge:
     """The merge's rule, written plainly: while no partition is empty with more on the
     broker, release the smallest head by (timestamp, rank, partition, offset, topic); while
-    some partition is empty (idle), only heads fetched at least ``grace`` ago."""
+    some partition is empty (idle), only heads known to be on the broker at least ``grace``
+    ago — since a high watermark beyond their chunk's last record was first reported, else
+    since they were fetched."""
 
     def __init__(self, partitions, grace: float) -> None:
         self.bufs: dict[tuple[str, int], list] = {tp: [] for tp in partitions}
         self.fetched = dict.fromkeys(partitions, 0)
         self.hw: dict[tuple[str, int], int] = {}
+        self.rises: dict[tuple[str, int], list[tuple[int, float]]] = {tp: [] for tp in partitions}
         self.grace = grace
 
+    def set_hw(self, tp: tuple[str, int], hw: int, now: float) -> None:
+        if hw > self.hw.get(tp, -1):
+            self.rises[tp].append((hw, now))
+        self.hw[tp] = hw
+
     def feed(self, records, now: float) -> None:
+        if not records:
+            return
+        tp, last = (records[0].topic, records[0].partition), records[-1].offset
+        known = min([t for hw, t in self.rises[tp] if hw > last] + [now])
         for r in records:
-            self.bufs[(r.topic, r.partition)].append((now, r))
-            self.fetched[(r.topic, r.partition)] = r.offset + 1
+            self.bufs[tp].append((known, r))
+            self.fetched[tp] = r.offset + 1
 
     def release(self, now: float) -> list[InputRecord]:
         out = []
@@ -181,8 +193,28 @@ def test_release_is_the_plain_k_way_merge_step_by_step(data) -> None:
             offsets[tp] += n
             merge.feed(records, now)
             model.feed(records, now)
-            hw = offsets[tp] + data.draw(st.sampled_from([0, 0, 1]))  # sometimes more to come
-            merge.set_highwaters({tp: hw})
-            model.hw[tp] = hw
+            # sometimes more to come, sometimes far more (catching up: known long before fetched)
+            hw = offsets[tp] + data.draw(st.sampled_from([0, 0, 1, 8]))
+            merge.set_highwaters({tp: hw}, now)
+            model.set_hw(tp, hw, now)
         assert list(merge.release(now)) == model.release(now)
         assert merge.buffered == sum(len(b) for b in model.bufs.values())
+
+
+def test_catching_up_waits_one_grace_not_one_per_fetch() -> None:
+    """An idle partition makes records wait the grace; records the broker was known to hold
+    a grace ago (a high watermark beyond them was reported then) need not wait again, so
+    catching up with a small topic already idle does not stall at every fetch. A record
+    beyond every reported high watermark still waits its full grace."""
+    m = Merge({("own", 0): 0, ("spend", 0): 0}, RANK, grace=0.2)
+    m.set_highwaters({("own", 0): 0, ("spend", 0): 100}, now=0.0)  # own idle; 100 spends
+    m.feed([rec("spend", 0, 0, 1), rec("spend", 0, 1, 2)], now=0.0)
+    assert list(m.release(now=0.1)) == []  # known for 0.1 s only: waits
+    assert [r.offset for r in m.release(now=0.2)] == [0, 1]
+    m.feed([rec("spend", 0, 2, 3), rec("spend", 0, 3, 4)], now=5.0)  # fetched much later...
+    assert [r.offset for r in m.release(now=5.0)] == [2, 3]  # ...known since 0.0: no wait
+    m.set_highwaters({("spend", 0): 101}, now=5.0)  # one more arrived
+    m.feed([rec("spend", 0, i, 10 + i) for i in range(4, 101)], now=5.0)
+    released = [r.offset for r in m.release(now=5.0)]
+    assert released == []  # the chunk ends past what was known at 0.0: it waits
+    assert [r.offset for r in m.release(now=5.2)] == list(range(4, 101))
