@@ -386,7 +386,7 @@ async def _throughput(
         "params": {
             "process": "streams.agents.worker.Worker in a fresh interpreter, with Metrics "
             "and the worker's logging; defaults (max_records=10,000, fetch wait 100 ms, "
-            "snapshots every 5 s stretched to 20× their cost, session 6 s / 1 s)",
+            "snapshots every 5 s stretched to 2× their cost, session 6 s / 1 s)",
             "counted_from": "the first poll (2 ms) that sees a record applied",
         },
     }
